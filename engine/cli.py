@@ -1,0 +1,161 @@
+"""``agora``: the command line. Config mistakes print one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine import __version__
+from engine.config import FLAG_FIELDS, ConfigError, parse_assignment
+from engine.records import TickEnd
+from engine.runner import SUMMARY_NAME, RunPlan, RunSummary, execute, plan_run
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agora", description="Run LLM-agent societies.")
+    parser.add_argument("--version", action="version", version=f"agora {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run an experiment from a config file")
+    _config_arguments(run)
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+    check = commands.add_parser("check", help="check a config without running it")
+    _config_arguments(check)
+    return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "config", type=Path, help="a TOML run config, e.g. runs/schelling_city.toml"
+    )
+    parser.add_argument("--ticks", type=int, help="number of ticks (run.ticks)")
+    parser.add_argument("--agents", type=int, help="number of agents (world.agents)")
+    parser.add_argument("--seed", type=int, help="the run's seed (run.seed)")
+    parser.add_argument("--out", help="output directory; must not hold a run (run.out)")
+    parser.add_argument("--backend", help="inference backend (inference.backend)")
+    parser.add_argument("--model", help="model name (inference.model)")
+    parser.add_argument(
+        "--concurrency", type=int, help="decisions in flight (inference.concurrency)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set any config field, e.g. --set world.m=0.4 (repeatable)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for assignment in args.set:
+        key, value = parse_assignment(assignment)
+        overrides[key] = value
+    for flag, path in FLAG_FIELDS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[path] = value
+    return overrides
+
+
+def _configure_logging(quiet: bool) -> None:
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S"),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.WARNING if quiet else logging.INFO
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _tick_logger() -> Any:
+    log = structlog.get_logger("agora")
+
+    def on_tick(record: TickEnd) -> None:
+        scalars = {k: v for k, v in record.metrics.items() if isinstance(v, int | float)}
+        shown = dict(list(scalars.items())[:4])
+        log.info(
+            "tick",
+            tick=record.tick,
+            decisions=record.decisions,
+            invalid=record.invalid,
+            errors=record.errors,
+            **shown,
+        )
+
+    return on_tick
+
+
+def _print_summary(summary: RunSummary) -> None:
+    print(
+        f"agora: run {summary.run_id} {summary.status}: {summary.ticks} ticks, "
+        f"{summary.decisions} decisions ({summary.invalid} invalid, {summary.errors} errors) "
+        f"in {summary.wall_s:.2f} s, backend {summary.backend}"
+    )
+    print(f"  log:     {summary.log}")
+    print(f"  summary: {Path(summary.out_dir) / SUMMARY_NAME}")
+    scalars = {k: v for k, v in summary.final_metrics.items() if isinstance(v, int | float)}
+    if scalars:
+        print("  final:   " + "  ".join(f"{k} {v:g}" for k, v in scalars.items()))
+
+
+async def _run_until_signalled(plan: RunPlan, quiet: bool) -> RunSummary:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        # SIGTERM (docker stop, a cluster's scheduler) ends the run like Ctrl-C: cleanly.
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    return await execute(plan, on_tick=None if quiet else _tick_logger())
+
+
+def _event_loop_runner(coroutine: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is not built for every platform; asyncio's loop still works
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        plan = plan_run(args.config, _overrides(args), now=datetime.now(UTC))
+    except ConfigError as exc:
+        print(f"agora: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "check":
+        print(f"agora: {args.config} is valid; it would write to {plan.out_dir}")
+        return EXIT_OK
+
+    _configure_logging(args.quiet)
+    try:
+        summary = _event_loop_runner(_run_until_signalled(plan, args.quiet))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"agora: interrupted; the log so far is in {plan.out_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        print(f"agora: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_summary(summary)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

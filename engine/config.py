@@ -1,0 +1,212 @@
+"""Run configuration: a TOML file, overridden by flags, checked field by field.
+
+Every mistake becomes one ``ConfigError`` line naming the field and what it accepts, so the CLI
+can print it and exit 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+BACKENDS = ("offline",)
+
+
+class ConfigError(ValueError):
+    """A config mistake, phrased as one line for the user."""
+
+
+class RunSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: str = "run"
+    seed: NonNegative = 0
+    ticks: Positive = 20
+    out: str | None = None
+
+
+class OfflineSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Knobs of the offline backend that are not behaviour: faults and latency to exercise runs."""
+
+    invalid_rate: Probability = 0.0
+    latency_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    latency_sigma: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+
+
+class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    backend: Literal["offline"] = "offline"
+    model: str = "offline"
+    concurrency: Positive = 64
+    max_reasks: NonNegative = 2
+    temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.7
+    max_tokens: Positive = 512
+    offline: OfflineSection = msgspec.field(default_factory=OfflineSection)
+
+
+class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The engine's sections; ``world``, ``agents`` and each policy are checked by their plugin."""
+
+    world: dict[str, Any]
+    run: RunSection = msgspec.field(default_factory=RunSection)
+    inference: InferenceSection = msgspec.field(default_factory=InferenceSection)
+    agents: dict[str, Any] = msgspec.field(default_factory=lambda: {"kind": "llm"})
+    policies: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+# Flags that set a config field, by the dotted path they set.
+FLAG_FIELDS: dict[str, str] = {
+    "ticks": "run.ticks",
+    "seed": "run.seed",
+    "out": "run.out",
+    "agents": "world.agents",
+    "backend": "inference.backend",
+    "model": "inference.model",
+    "concurrency": "inference.concurrency",
+}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``a.b=3`` → ("a.b", 3); the value is read as TOML, else taken as a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*", key):
+        raise ConfigError(f"--set {text!r}: expected FIELD.PATH=VALUE, e.g. world.m=0.4")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted-path fields in a copy of the raw config (before checking, so errors name them)."""
+    result: dict[str, Any] = _deep_copy(raw)
+    for path, value in overrides.items():
+        node = result
+        parts = path.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{path}: cannot set a field inside {part!r}, which is a value")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def check(raw: Any, type_: type[T], where: str = "") -> T:
+    """Convert raw TOML data to ``type_``, or raise a one-line ``ConfigError``."""
+    try:
+        return msgspec.convert(raw, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(explain(exc, type_, where)) from None
+
+
+def load_run_config(raw: dict[str, Any]) -> RunConfig:
+    config = check(raw, RunConfig)
+    if "kind" not in config.world:
+        raise ConfigError(
+            'world.kind: missing; name the world to run, e.g. kind = "schelling_city"'
+        )
+    return config
+
+
+# ---- turning msgspec's messages into one line a user can act on ---------------------------
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def explain(exc: msgspec.ValidationError, type_: Any, where: str) -> str:
+    match = _AT.match(str(exc))
+    assert match is not None
+    message, path = match["msg"], match["path"] or ""
+    steps = [s for s in re.split(r"\.|\[(\d+)\]", path) if s]
+    unknown = re.match(r"Object contains unknown field `(?P<f>[^`]+)`", message)
+    missing = re.match(r"Object missing required field `(?P<f>[^`]+)`", message)
+    found = unknown or missing
+    field_name = found["f"] if found else None
+    dotted = ".".join(p for p in [where, *steps, field_name or ""] if p)
+    node = _type_at(type_, steps)
+    if unknown:
+        allowed = _field_names(node)
+        hint = f"allowed: {', '.join(allowed)}" if allowed else "no fields are allowed here"
+        return f"{dotted}: unknown field ({hint})"
+    if missing:
+        return f"{dotted}: missing; this field is required"
+    leaf = _type_at(type_, steps)
+    choices = _literal_choices(leaf)
+    text = message[0].lower() + message[1:]
+    if choices:
+        return f"{dotted}: {text}; allowed: {', '.join(map(str, choices))}"
+    return f"{dotted or '(top level)'}: {text}"
+
+
+def _type_at(type_: Any, steps: list[str]) -> Any:
+    info: Any = msgspec.inspect.type_info(type_)
+    for step in steps:
+        info = _unwrap(info)
+        if isinstance(info, msgspec.inspect.StructType):
+            found = next((f for f in info.fields if f.encode_name == step), None)
+            if found is None:
+                return None
+            info = found.type
+        elif isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.TupleType)):
+            info = getattr(info, "item_type", None)
+        else:
+            return None
+    return _unwrap(info)
+
+
+def _unwrap(info: Any) -> Any:
+    if isinstance(info, msgspec.inspect.UnionType):
+        non_none = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        if len(non_none) == 1:
+            return non_none[0]
+    return info
+
+
+def _field_names(info: Any) -> list[str]:
+    if isinstance(info, msgspec.inspect.StructType):
+        return [f.encode_name for f in info.fields]
+    return []
+
+
+def _literal_choices(info: Any) -> list[Any]:
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return list(info.values)
+    return []
+
+
+def to_builtins(config: Any) -> Any:
+    return msgspec.to_builtins(config)

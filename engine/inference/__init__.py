@@ -1,0 +1,1 @@
+"""Inference: transports (offline, later HTTP) and the layers around them."""

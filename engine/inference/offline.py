@@ -1,0 +1,95 @@
+"""The offline backend: answers written by a seeded behavioural model, no network.
+
+It answers in the same JSON text a model is asked for, so prompts, parsing, re-asks, the log and
+the analyses all run as they would against a server. Its backend name is always ``offline``:
+it is a stand-in for a model, never presented as one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+
+from engine.config import OfflineSection
+from engine.protocols import OfflineBehaviour, Policy
+from engine.records import Completion, Request
+
+_MALFORMED_PROSE = (
+    "Let me think about where to go. I believe the best choice is to stay where I am for now.",
+    "I'm not sure. Both options have merit.",
+)
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token: an estimate, since the offline backend has no tokenizer."""
+    return max(1, (len(text) + 3) // 4)
+
+
+class OfflineClient:
+    backend = "offline"
+
+    def __init__(
+        self,
+        behaviour: OfflineBehaviour,
+        policies: Sequence[Policy],
+        settings: OfflineSection,
+        model: str = "offline",
+    ) -> None:
+        self._behaviour = behaviour
+        self._policies = tuple(policies)
+        self._settings = settings
+        self._model = model
+        self._encode = msgspec.json.Encoder().encode
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def complete(self, request: Request) -> Completion:
+        if request.turn is None:
+            raise ValueError("the offline backend needs the request's turn")
+        rng = np.random.Generator(np.random.PCG64(request.seed))
+        delay = self._latency_s(request.seed)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        text = self._answer(request, rng)
+        prompt_chars = "".join(m.content for m in request.messages)
+        return Completion(
+            text=text,
+            tokens_in=estimate_tokens(prompt_chars),
+            tokens_out=estimate_tokens(text),
+            latency_s=delay,
+            model=self._model,
+        )
+
+    def _answer(self, request: Request, rng: np.random.Generator) -> str:
+        turn = request.turn
+        assert turn is not None
+        fields, stance = self._behaviour.decide(turn.agent_id, turn.observation, rng)
+        for policy in self._policies:
+            fields.update(
+                policy.offline_fields(turn.agent_id, turn.views.get(policy.name), stance, rng)
+            )
+        text = self._encode(fields).decode()
+        if self._settings.invalid_rate > 0 and rng.random() < self._settings.invalid_rate:
+            # Faults a real model makes, so re-asks and invalid records are exercised offline.
+            if rng.random() < 0.5:
+                return str(_MALFORMED_PROSE[int(rng.integers(len(_MALFORMED_PROSE)))])
+            return text[: max(1, len(text) // 2)]
+        return text
+
+    def _latency_s(self, seed: int) -> float:
+        base = self._settings.latency_ms / 1000.0
+        if base <= 0:
+            return 0.0
+        if self._settings.latency_sigma <= 0:
+            return base
+        # A separate stream, so simulated latency never changes the answer.
+        rng = np.random.Generator(np.random.PCG64([seed, 1]))
+        return float(base * rng.lognormal(0.0, self._settings.latency_sigma))
+
+    async def aclose(self) -> None:
+        return None

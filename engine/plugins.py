@@ -1,0 +1,29 @@
+"""Find worlds, agents and policies by name: installed entry points, or ``module:attribute``."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from engine.config import ConfigError
+
+GROUPS = {"world": "agora.worlds", "agents": "agora.agents", "policy": "agora.policies"}
+
+
+def available(kind: str) -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=GROUPS[kind]))
+
+
+def load_plugin(kind: str, name: str, field: str) -> Any:
+    for entry in entry_points(group=GROUPS[kind]):
+        if entry.name == name:
+            return entry.load()
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{field}: cannot load {name!r} ({exc})") from None
+    choices = ", ".join(available(kind)) or "none installed"
+    raise ConfigError(f"{field}: unknown {kind} {name!r}; available: {choices}")

@@ -1,0 +1,202 @@
+"""The four small protocols the engine drives, and the plugins that build them.
+
+A world folder implements ``WorldPlugin`` (its state, its prompt texts, its offline behaviour);
+``agents/`` implements ``AgentPlugin``; ``policies/`` implements ``PolicyPlugin``. The engine finds
+them by name (entry points) and never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.records import AgentId, Completion, Invalid, LogRecord, Parsed, Request, Turn
+from engine.seeding import Seeds
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerField:
+    """One field of the JSON answer an agent is asked for, as shown in the prompt."""
+
+    name: str
+    description: str
+    required: bool = True
+
+
+@runtime_checkable
+class World(Protocol):
+    """The shared state agents act on.
+
+    ``independent`` worlds promise that no agent's turn reads or writes another agent's
+    state, so the scheduler may let each agent run ahead without a tick barrier.
+    """
+
+    @property
+    def independent(self) -> bool: ...
+
+    def agent_ids(self) -> Sequence[AgentId]: ...
+
+    def active_agents(self, tick: int, rng: np.random.Generator) -> Sequence[AgentId]:
+        """Who decides this tick (all, or a seeded fraction)."""
+        ...
+
+    def observe(self, agent_id: AgentId) -> Any:
+        """The agent's view of the current state, as a ``msgspec.Struct``."""
+        ...
+
+    def annotate(self, agent_id: AgentId, observation: Any, action: Any) -> dict[str, Any]:
+        """Per-decision facts for the log, computed against the state the agent saw."""
+        ...
+
+    def apply(
+        self, tick: int, actions: Mapping[AgentId, Any], rng: np.random.Generator
+    ) -> dict[AgentId, Any]:
+        """Apply the tick's valid actions at once; agents missing from ``actions`` did not act.
+
+        Returns each acting agent's outcome (what happened to its request)."""
+        ...
+
+    def metrics(self, tick: int) -> dict[str, Any]: ...
+
+    def digest(self, tick: int) -> str:
+        """A hash of the state at the end of ``tick``; replay and resume compare it."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the built world for the run header (sizes, optimum, ...)."""
+        ...
+
+
+class WorldPrompts(Protocol):
+    """A world's prompt texts and its answer format: the world owns its words."""
+
+    def rules(self) -> str: ...
+
+    def shared_view(self, tick: int) -> str:
+        """The part of the view every agent sees this tick (goes early, for prefix caches)."""
+        ...
+
+    def private_view(self, agent_id: AgentId, observation: Any) -> str: ...
+
+    def answer_fields(self) -> Sequence[AnswerField]: ...
+
+    def decode_action(self, answer: Mapping[str, Any], observation: Any) -> Any:
+        """Turn the answer's fields into the world's action, or raise ``ValueError`` saying why."""
+        ...
+
+    def describe_outcome(self, outcome: Any) -> str:
+        """One line for the agent's memory about what its last action led to."""
+        ...
+
+
+class OfflineBehaviour(Protocol):
+    """The seeded behavioural model that stands in for a model on the offline backend."""
+
+    def decide(
+        self, agent_id: AgentId, observation: Any, rng: np.random.Generator
+    ) -> tuple[dict[str, Any], str]:
+        """Return the answer's world fields (reasoning included) and the agent's stance label."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The behavioural model's make-up (e.g. who is an altruist) for the run header."""
+        ...
+
+
+class Policy(Protocol):
+    """A service beside the world that agents see and act on (a message board, an institution)."""
+
+    name: str
+
+    def view(self, agent_id: AgentId, tick: int) -> Any: ...
+
+    def render(self, view: Any) -> str: ...
+
+    def answer_fields(self) -> Sequence[AnswerField]: ...
+
+    def absorb(
+        self, tick: int, agent_id: AgentId, fields: Mapping[str, Any], view: Any
+    ) -> tuple[list[LogRecord], list[str]]:
+        """Take the agent's policy fields; return the records to log and any notes on them."""
+        ...
+
+    def end_tick(self, tick: int) -> tuple[list[LogRecord], dict[str, Any]]:
+        """Close the tick (e.g. prune the board); return records to log and the tick's metrics."""
+        ...
+
+    def offline_fields(
+        self, agent_id: AgentId, view: Any, stance: str, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """What the offline behavioural model writes in this policy's fields."""
+        ...
+
+    def digest(self) -> str: ...
+
+
+class Agent(Protocol):
+    agent_id: AgentId
+
+    def request(self, turn: Turn, seed: int) -> Request: ...
+
+    def parse(self, text: str, turn: Turn) -> Parsed | Invalid: ...
+
+    def reask(self, request: Request, invalid: Invalid, seed: int) -> Request:
+        """The follow-up request after an invalid answer."""
+        ...
+
+    def remember(self, tick: int, outcome: Any) -> None: ...
+
+
+class LLMClient(Protocol):
+    """Anything that turns a ``Request`` into a ``Completion``: a transport or a layer around one.
+
+    Raises ``engine.inference.errors.InferenceError`` when no answer could be had.
+    """
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    async def complete(self, request: Request) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorldParts:
+    world: World
+    prompts: WorldPrompts
+    offline: OfflineBehaviour
+
+
+class WorldPlugin(Protocol):
+    name: str
+    config_type: type[Any]
+
+    def build(self, config: Any, seeds: Seeds) -> WorldParts: ...
+
+
+class AgentPlugin(Protocol):
+    name: str
+    config_type: type[Any]
+
+    def build(
+        self,
+        config: Any,
+        agent_ids: Sequence[AgentId],
+        prompts: WorldPrompts,
+        policies: Sequence[Policy],
+        sampling: Any,
+    ) -> dict[AgentId, Agent]: ...
+
+
+class PolicyPlugin(Protocol):
+    name: str
+    config_type: type[Any]
+
+    def build(self, config: Any, seeds: Seeds, name: str) -> Policy: ...

@@ -1,0 +1,157 @@
+"""Data that crosses a boundary: requests to a model, its answers, and the run log's records.
+
+Every log record is a ``msgspec.Struct`` tagged by ``kind`` so one decoder reads a whole log.
+Fields that hold wall-clock time are listed in ``TIMING_FIELDS``: they are the only fields
+that may differ between two runs with the same seed and the same model answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+AgentId = int
+
+TIMING_FIELDS: frozenset[str] = frozenset({"started_at", "finished_at", "latency_s", "wall_s"})
+
+
+class Message(msgspec.Struct, frozen=True):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Turn(msgspec.Struct, frozen=True):
+    """What one agent is given to decide on: the world's view and each policy's view."""
+
+    tick: int
+    agent_id: AgentId
+    observation: Any
+    views: dict[str, Any]
+
+
+class Request(msgspec.Struct, frozen=True):
+    """One call to a model. ``turn`` travels with it for the offline backend, never on the wire."""
+
+    agent_id: AgentId
+    tick: int
+    messages: tuple[Message, ...]
+    seed: int
+    attempt: int = 0
+    temperature: float = 0.7
+    max_tokens: int = 512
+    json_answer: bool = True
+    turn: Turn | None = None
+
+
+class Completion(msgspec.Struct, frozen=True):
+    text: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    model: str
+    requests: int = 1
+    cached: bool = False
+
+
+class Parsed(msgspec.Struct, frozen=True):
+    """A valid answer: the world's action, the reasoning, and the fields policies read."""
+
+    action: Any
+    reasoning: str
+    fields: dict[str, Any]
+
+
+class Invalid(msgspec.Struct, frozen=True):
+    """An answer that could not be turned into an action, kept with its raw text and why."""
+
+    raw: str
+    reason: str
+
+
+# ---- the run log -------------------------------------------------------------------------
+
+
+class LogRecord(msgspec.Struct, tag_field="kind", omit_defaults=False):
+    pass
+
+
+class RunHeader(LogRecord, tag="run"):
+    run_id: str
+    seed: int
+    config: dict[str, Any]
+    backend: str
+    model: str
+    versions: dict[str, str]
+    world: str
+    world_info: dict[str, Any]
+    scheduler: str
+    started_at: str
+    format: int = 1
+
+
+class InvalidAttempt(msgspec.Struct, frozen=True):
+    raw: str
+    reason: str
+
+
+class Decision(LogRecord, tag="decision"):
+    tick: int
+    agent: AgentId
+    prompt_hash: str
+    raw: str
+    valid: bool
+    action: Any
+    reasoning: str
+    invalid_reason: str | None
+    error: str | None
+    info: dict[str, Any]
+    attempts: int
+    requests: int
+    invalid_attempts: list[InvalidAttempt]
+    tokens_in: int
+    tokens_out: int
+    cached: bool
+    latency_s: float
+
+
+class Post(LogRecord, tag="post"):
+    tick: int
+    post_id: int
+    author: AgentId
+    text: str
+    truncated: bool = False
+
+
+class Like(LogRecord, tag="like"):
+    tick: int
+    agent: AgentId
+    post_id: int
+
+
+class TickEnd(LogRecord, tag="tick"):
+    tick: int
+    decisions: int
+    valid: int
+    invalid: int
+    errors: int
+    metrics: dict[str, Any]
+    policies: dict[str, Any]
+    digest: str
+    wall_s: float
+
+
+class RunEnd(LogRecord, tag="end"):
+    ticks: int
+    decisions: int
+    invalid: int
+    errors: int
+    status: Literal["completed", "stopped", "failed"]
+    reason: str | None
+    tokens_in: int
+    tokens_out: int
+    finished_at: str
+    wall_s: float
+
+
+AnyRecord = RunHeader | Decision | Post | Like | TickEnd | RunEnd

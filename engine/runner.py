@@ -1,0 +1,288 @@
+"""Build a run from its config and run it: the one place where every part is put together.
+
+``plan_run`` checks everything that can be checked before a file is written (config, plugins,
+output directory); ``execute`` builds the world, agents, policies and client and drives them.
+Nothing here is global: clocks and the run's seed are passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from engine.config import (
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    check,
+    load_run_config,
+    read_toml,
+    to_builtins,
+)
+from engine.inference.build import build_client
+from engine.log import LOG_NAME, RunLogWriter
+from engine.plugins import load_plugin
+from engine.protocols import LLMClient, Policy
+from engine.records import RunEnd, RunHeader, TickEnd
+from engine.scheduler import FreeRunningScheduler, LockstepScheduler, TickHook
+from engine.seeding import Seeds
+from engine.turns import TurnRunner
+
+SUMMARY_NAME = "summary.json"
+_log = structlog.get_logger("agora.run")
+
+
+class OutputExistsError(ConfigError):
+    """The output directory already holds a run; runs are never overwritten."""
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    name: str
+    plugin: Any
+    config: Any
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    config: RunConfig
+    resolved: dict[str, Any]
+    world_plugin: Any
+    world_config: Any
+    agent_plugin: Any
+    agent_config: Any
+    policies: tuple[PolicyPlan, ...]
+    out_dir: Path
+    run_id: str
+
+
+class RunSummary(msgspec.Struct):
+    run_id: str
+    status: str
+    out_dir: str
+    log: str
+    backend: str
+    model: str
+    ticks: int
+    decisions: int
+    valid: int
+    invalid: int
+    errors: int
+    requests: int
+    tokens_in: int
+    tokens_out: int
+    wall_s: float
+    decisions_per_s: float
+    final_metrics: dict[str, Any]
+    reason: str | None = None
+
+
+def plan_run(
+    config_path: Path,
+    overrides: dict[str, Any],
+    *,
+    now: datetime,
+    out_root: Path = Path("runs/out"),
+) -> RunPlan:
+    raw = apply_overrides(read_toml(config_path), overrides)
+    config = load_run_config(raw)
+
+    world_plugin = load_plugin("world", str(config.world["kind"]), "world.kind")
+    world_config = check(config.world, world_plugin.config_type, "world")
+    agent_plugin = load_plugin("agents", str(config.agents.get("kind", "llm")), "agents.kind")
+    agent_config = check(config.agents, agent_plugin.config_type, "agents")
+
+    policies = []
+    for name, section in config.policies.items():
+        where = f"policies.{name}"
+        enabled = section.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.enabled: expected true or false")
+        if "kind" not in section:
+            raise ConfigError(
+                f'{where}.kind: missing; name the policy, e.g. kind = "message_board"'
+            )
+        plugin = load_plugin("policy", str(section["kind"]), f"{where}.kind")
+        settings = {k: v for k, v in section.items() if k != "enabled"}
+        policy_config = check(settings, plugin.config_type, where)
+        if enabled:
+            policies.append(PolicyPlan(name, plugin, policy_config))
+
+    resolved = {
+        "run": to_builtins(config.run),
+        "inference": to_builtins(config.inference),
+        "world": to_builtins(world_config),
+        "agents": to_builtins(agent_config),
+        "policies": {
+            name: {"enabled": any(p.name == name for p in policies), **section}
+            for name, section in config.policies.items()
+        },
+    }
+    for plan in policies:
+        resolved["policies"][plan.name] = {"enabled": True, **to_builtins(plan.config)}
+
+    run_id = f"{config.run.name}-seed{config.run.seed}-{now.strftime('%Y%m%d-%H%M%S')}"
+    if config.run.out:
+        out_dir = Path(config.run.out)
+        if (out_dir / LOG_NAME).exists():
+            raise OutputExistsError(
+                f"run.out: {out_dir} already holds a run ({LOG_NAME}); runs are never "
+                "overwritten: pick another --out"
+            )
+        run_id = out_dir.name or run_id
+    else:
+        out_dir = out_root / config.run.name / run_id
+        suffix = 2
+        while out_dir.exists():
+            out_dir = out_root / config.run.name / f"{run_id}-{suffix}"
+            suffix += 1
+        run_id = out_dir.name
+    return RunPlan(
+        config=config,
+        resolved=resolved,
+        world_plugin=world_plugin,
+        world_config=world_config,
+        agent_plugin=agent_plugin,
+        agent_config=agent_config,
+        policies=tuple(policies),
+        out_dir=out_dir,
+        run_id=run_id,
+    )
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("agora", "msgspec", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+async def execute(
+    plan: RunPlan,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], float] | None = None,
+    on_tick: TickHook | None = None,
+    client: LLMClient | None = None,
+) -> RunSummary:
+    """Run the plan to its end. ``client`` replaces the configured backend (tests inject one)."""
+    clock = clock or time.perf_counter
+    config = plan.config
+    seeds = Seeds(config.run.seed)
+    parts = plan.world_plugin.build(plan.world_config, seeds)
+    world = parts.world
+    policies: list[Policy] = [p.plugin.build(p.config, seeds, p.name) for p in plan.policies]
+    agents = plan.agent_plugin.build(
+        plan.agent_config, world.agent_ids(), parts.prompts, policies, config.inference
+    )
+    if client is None:
+        client = build_client(config.inference, parts.offline, policies)
+
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = plan.out_dir / LOG_NAME
+    started = clock()
+    last_tick: list[TickEnd] = []
+
+    def tick_done(record: TickEnd) -> None:
+        last_tick[:] = [record]
+        if on_tick is not None:
+            on_tick(record)
+
+    status, reason = "completed", None
+    with RunLogWriter(log_path) as log:
+        world_info = world.describe()
+        if config.inference.backend == "offline":
+            world_info["offline"] = parts.offline.describe()
+        log.append(
+            RunHeader(
+                run_id=plan.run_id,
+                seed=config.run.seed,
+                config=plan.resolved,
+                backend=client.backend,
+                model=client.model,
+                versions=_versions(),
+                world=str(config.world["kind"]),
+                world_info=world_info,
+                scheduler="free-running" if world.independent else "lockstep",
+                started_at=now().isoformat(timespec="seconds"),
+            )
+        )
+        log.sync()
+        runner = TurnRunner(
+            world=world,
+            agents=agents,
+            policies=policies,
+            client=client,
+            log=log,
+            seeds=seeds,
+            max_reasks=config.inference.max_reasks,
+            clock=clock,
+        )
+        scheduler_type = FreeRunningScheduler if world.independent else LockstepScheduler
+        scheduler = scheduler_type(
+            runner, config.inference.concurrency, on_tick=tick_done, clock=clock
+        )
+        try:
+            await scheduler.run(0, config.run.ticks)
+        except asyncio.CancelledError:
+            status, reason = "stopped", "interrupted"
+            raise
+        except Exception as exc:
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            await client.aclose()
+            totals = runner.totals
+            wall = clock() - started
+            ticks_done = last_tick[0].tick + 1 if last_tick else 0
+            log.append(
+                RunEnd(
+                    ticks=ticks_done,
+                    decisions=totals.decisions,
+                    invalid=totals.invalid,
+                    errors=totals.errors,
+                    status=status,  # type: ignore[arg-type]
+                    reason=reason,
+                    tokens_in=totals.tokens_in,
+                    tokens_out=totals.tokens_out,
+                    finished_at=now().isoformat(timespec="seconds"),
+                    wall_s=round(wall, 6),
+                )
+            )
+            summary = RunSummary(
+                run_id=plan.run_id,
+                status=status,
+                out_dir=str(plan.out_dir),
+                log=str(log_path),
+                backend=client.backend,
+                model=client.model,
+                ticks=ticks_done,
+                decisions=totals.decisions,
+                valid=totals.valid,
+                invalid=totals.invalid,
+                errors=totals.errors,
+                requests=totals.requests,
+                tokens_in=totals.tokens_in,
+                tokens_out=totals.tokens_out,
+                wall_s=round(wall, 3),
+                decisions_per_s=round(totals.decisions / wall, 1) if wall > 0 else 0.0,
+                final_metrics=last_tick[0].metrics if last_tick else {},
+                reason=reason,
+            )
+            (plan.out_dir / SUMMARY_NAME).write_bytes(
+                msgspec.json.format(msgspec.json.encode(summary))
+            )
+    return summary

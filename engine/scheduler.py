@@ -1,0 +1,166 @@
+"""Schedulers: how turns are laid out in time. The world's ``independent`` flag picks one.
+
+``LockstepScheduler``: every active agent decides on the same state, answers are logged as they
+arrive, and when all are in the world applies them at once (simultaneous decisions).
+
+``FreeRunningScheduler``: for worlds whose agents share no state between turns; each agent starts
+its next turn as soon as its last answer is in, with no tick barrier. A tick record is written
+once every agent has finished that tick, so the log keeps one ``tick`` record per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from engine.records import AgentId, TickEnd
+from engine.turns import TickTally, TurnRunner
+
+_log = structlog.get_logger("agora.scheduler")
+
+
+class Scheduler(Protocol):
+    name: str
+
+    async def run(self, first_tick: int, ticks: int) -> None: ...
+
+
+def state_digest(runner: TurnRunner, tick: int) -> str:
+    """The world's digest combined with every policy's, so the board is part of the state."""
+    digest = hashlib.blake2b(runner.world.digest(tick).encode(), digest_size=16)
+    for policy in runner.policies:
+        digest.update(policy.name.encode())
+        digest.update(policy.digest().encode())
+    return digest.hexdigest()
+
+
+def _close_tick(
+    runner: TurnRunner, tick: int, tally: TickTally, wall_s: float, on_tick: TickHook | None
+) -> None:
+    policies: dict[str, Any] = {}
+    for policy in runner.policies:
+        records, metrics = policy.end_tick(tick)
+        for policy_record in records:
+            runner.log.append(policy_record)
+        policies[policy.name] = metrics
+    record = TickEnd(
+        tick=tick,
+        decisions=tally.decisions,
+        valid=tally.valid,
+        invalid=tally.invalid,
+        errors=tally.errors,
+        metrics=runner.world.metrics(tick),
+        policies=policies,
+        digest=state_digest(runner, tick),
+        wall_s=round(wall_s, 6),
+    )
+    runner.log.append(record)
+    runner.log.sync()
+    if on_tick is not None:
+        on_tick(record)
+
+
+class TickHook(Protocol):
+    def __call__(self, record: TickEnd) -> None: ...
+
+
+@dataclass
+class LockstepScheduler:
+    runner: TurnRunner
+    concurrency: int
+    on_tick: TickHook | None = None
+    clock: Callable[[], float] = time.perf_counter
+    name: str = "lockstep"
+
+    async def run(self, first_tick: int, ticks: int) -> None:
+        for tick in range(first_tick, ticks):
+            await self.step(tick)
+
+    async def step(self, tick: int) -> None:
+        runner = self.runner
+        started = self.clock()
+        active = runner.world.active_agents(tick, runner.seeds.rng("activation", tick))
+        actions: dict[AgentId, Any] = {}
+        tally = TickTally()
+        pending: Iterator[AgentId] = iter(active)
+
+        async def worker() -> None:
+            # Workers share one iterator: at most `concurrency` turns in flight, no task per agent.
+            for agent_id in pending:
+                result = await runner.take(tick, agent_id)
+                tally.add(result.status)
+                if result.action is not None:
+                    actions[agent_id] = result.action
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self.concurrency, len(active))):
+                group.create_task(worker())
+
+        # Arrival order must not matter: the world sees actions in agent order and resolves
+        # conflicts with its own seeded stream.
+        ordered = dict(sorted(actions.items()))
+        outcomes = runner.world.apply(tick, ordered, runner.seeds.rng("conflicts", tick))
+        for agent_id, outcome in outcomes.items():
+            runner.agents[agent_id].remember(tick, outcome)
+        _close_tick(runner, tick, tally, self.clock() - started, self.on_tick)
+
+
+@dataclass
+class FreeRunningScheduler:
+    runner: TurnRunner
+    concurrency: int
+    on_tick: TickHook | None = None
+    clock: Callable[[], float] = time.perf_counter
+    name: str = "free-running"
+    _active: dict[int, frozenset[AgentId]] = field(default_factory=dict)
+
+    def _is_active(self, tick: int, agent_id: AgentId) -> bool:
+        if tick not in self._active:
+            rng = self.runner.seeds.rng("activation", tick)
+            self._active[tick] = frozenset(self.runner.world.active_agents(tick, rng))
+        return agent_id in self._active[tick]
+
+    async def run(self, first_tick: int, ticks: int) -> None:
+        runner = self.runner
+        agent_ids: Sequence[AgentId] = runner.world.agent_ids()
+        slots = asyncio.Semaphore(self.concurrency)
+        finished: dict[int, int] = defaultdict(int)
+        tallies: dict[int, TickTally] = defaultdict(TickTally)
+        started = self.clock()
+        next_to_close = first_tick
+
+        def finish(tick: int) -> None:
+            nonlocal next_to_close, started
+            finished[tick] += 1
+            while next_to_close < ticks and finished[next_to_close] == len(agent_ids):
+                now = self.clock()
+                _close_tick(
+                    runner, next_to_close, tallies.pop(next_to_close), now - started, self.on_tick
+                )
+                started = now
+                del finished[next_to_close]
+                next_to_close += 1
+
+        async def agent_loop(agent_id: AgentId) -> None:
+            for tick in range(first_tick, ticks):
+                if self._is_active(tick, agent_id):
+                    async with slots:
+                        result = await runner.take(tick, agent_id)
+                    tallies[tick].add(result.status)
+                    actions = {agent_id: result.action} if result.action is not None else {}
+                    rng = runner.seeds.rng("conflicts", tick, agent_id)
+                    outcomes = runner.world.apply(tick, actions, rng)
+                    for acted, outcome in outcomes.items():
+                        runner.agents[acted].remember(tick, outcome)
+                finish(tick)
+
+        async with asyncio.TaskGroup() as group:
+            for agent_id in agent_ids:
+                group.create_task(agent_loop(agent_id))

@@ -1,0 +1,221 @@
+"""One agent's turn: ask, re-ask on an invalid answer, record the decision as it arrives.
+
+Both schedulers use this, so a decision is asked, parsed and logged the same way whether the
+world runs in lockstep or lets agents run ahead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from engine.inference.errors import InferenceError
+from engine.log import RunLogWriter
+from engine.protocols import Agent, LLMClient, Policy, World
+from engine.records import (
+    AgentId,
+    Decision,
+    Invalid,
+    InvalidAttempt,
+    LogRecord,
+    Message,
+    Parsed,
+    Turn,
+)
+from engine.seeding import Seeds
+
+_log = structlog.get_logger("agora.turns")
+
+
+@dataclass(slots=True)
+class TurnResult:
+    agent_id: AgentId
+    action: Any  # None when the agent did not produce a valid action
+    status: str  # "valid" | "invalid" | "error"
+
+
+@dataclass(slots=True)
+class RunTotals:
+    decisions: int = 0
+    valid: int = 0
+    invalid: int = 0
+    errors: int = 0
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def count(self, decision: Decision) -> str:
+        self.decisions += 1
+        self.requests += decision.requests
+        self.tokens_in += decision.tokens_in
+        self.tokens_out += decision.tokens_out
+        if decision.error is not None:
+            self.errors += 1
+            return "error"
+        if decision.valid:
+            self.valid += 1
+            return "valid"
+        self.invalid += 1
+        return "invalid"
+
+
+@dataclass(slots=True)
+class TickTally:
+    decisions: int = 0
+    valid: int = 0
+    invalid: int = 0
+    errors: int = 0
+
+    def add(self, status: str) -> None:
+        self.decisions += 1
+        if status == "valid":
+            self.valid += 1
+        elif status == "invalid":
+            self.invalid += 1
+        else:
+            self.errors += 1
+
+
+def prompt_hash(messages: Sequence[Message]) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for message in messages:
+        digest.update(message.role.encode())
+        digest.update(b"\x00")
+        digest.update(message.content.encode())
+        digest.update(b"\x01")
+    return digest.hexdigest()
+
+
+@dataclass
+class TurnRunner:
+    world: World
+    agents: Mapping[AgentId, Agent]
+    policies: Sequence[Policy]
+    client: LLMClient
+    log: RunLogWriter
+    seeds: Seeds
+    max_reasks: int
+    clock: Callable[[], float] = time.perf_counter
+    totals: RunTotals = field(default_factory=RunTotals)
+
+    async def take(self, tick: int, agent_id: AgentId) -> TurnResult:
+        """Run one agent's turn; whatever goes wrong is recorded, never raised to the tick."""
+        try:
+            return await self._take(tick, agent_id)
+        except Exception as exc:  # one agent's fault must not take the tick down
+            _log.exception("turn failed", tick=tick, agent=agent_id)
+            decision = _failed_decision(
+                tick, agent_id, f"internal error: {type(exc).__name__}: {exc}"
+            )
+            self.log.append(decision)
+            return TurnResult(agent_id, None, self.totals.count(decision))
+
+    async def _take(self, tick: int, agent_id: AgentId) -> TurnResult:
+        agent = self.agents[agent_id]
+        observation = self.world.observe(agent_id)
+        views = {policy.name: policy.view(agent_id, tick) for policy in self.policies}
+        turn = Turn(tick=tick, agent_id=agent_id, observation=observation, views=views)
+        request = agent.request(turn, self.seeds.integer("sampling", agent_id, tick, 0))
+        first_hash = prompt_hash(request.messages)
+
+        invalid_attempts: list[InvalidAttempt] = []
+        parsed: Parsed | None = None
+        last: Invalid | None = None
+        error: str | None = None
+        raw = ""
+        requests = tokens_in = tokens_out = 0
+        cached = True
+        latency = 0.0
+        for attempt in range(self.max_reasks + 1):
+            started = self.clock()
+            try:
+                completion = await self.client.complete(request)
+            except InferenceError as exc:
+                latency += self.clock() - started
+                requests += exc.requests
+                cached = False
+                error = exc.reason
+                break
+            latency += self.clock() - started
+            requests += completion.requests
+            tokens_in += completion.tokens_in
+            tokens_out += completion.tokens_out
+            cached = cached and completion.cached
+            raw = completion.text
+            result = agent.parse(raw, turn)
+            if isinstance(result, Parsed):
+                parsed = result
+                break
+            if last is not None:
+                invalid_attempts.append(InvalidAttempt(raw=last.raw, reason=last.reason))
+            last = result
+            if attempt < self.max_reasks:
+                seed = self.seeds.integer("sampling", agent_id, tick, attempt + 1)
+                request = agent.reask(request, result, seed)
+
+        records: list[LogRecord] = []
+        info: dict[str, Any] = {}
+        if parsed is not None:
+            if last is not None:
+                invalid_attempts.append(InvalidAttempt(raw=last.raw, reason=last.reason))
+            info = self.world.annotate(agent_id, observation, parsed.action)
+            notes: list[str] = []
+            for policy in self.policies:
+                policy_records, policy_notes = policy.absorb(
+                    tick, agent_id, parsed.fields, views[policy.name]
+                )
+                records.extend(policy_records)
+                notes.extend(policy_notes)
+            if notes:
+                info["notes"] = notes
+        decision = Decision(
+            tick=tick,
+            agent=agent_id,
+            prompt_hash=first_hash,
+            raw=raw,
+            valid=parsed is not None,
+            action=parsed.action if parsed is not None else None,
+            reasoning=parsed.reasoning if parsed is not None else "",
+            invalid_reason=last.reason if parsed is None and last is not None else None,
+            error=error,
+            info=info,
+            attempts=len(invalid_attempts) + (1 if (parsed or last) else 0),
+            requests=requests,
+            invalid_attempts=invalid_attempts,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cached=cached and requests > 0,
+            latency_s=round(latency, 6),
+        )
+        self.log.append(decision)
+        for record in records:
+            self.log.append(record)
+        status = self.totals.count(decision)
+        return TurnResult(agent_id, decision.action, status)
+
+
+def _failed_decision(tick: int, agent_id: AgentId, error: str) -> Decision:
+    return Decision(
+        tick=tick,
+        agent=agent_id,
+        prompt_hash="",
+        raw="",
+        valid=False,
+        action=None,
+        reasoning="",
+        invalid_reason=None,
+        error=error,
+        info={},
+        attempts=0,
+        requests=0,
+        invalid_attempts=[],
+        tokens_in=0,
+        tokens_out=0,
+        cached=False,
+        latency_s=0.0,
+    )

@@ -1,0 +1,1 @@
+"""Policies: services beside the world that agents see and act on (message board, institutions)."""

@@ -1,0 +1,249 @@
+"""A shared, norm-setting message board: agents post and like; the least-liked half is pruned.
+
+Within a tick the board is frozen: every agent sees the same top posts, and the tick's posts and
+likes take effect together at the tick's end (decisions are simultaneous). New posts get ids in
+author order at the tick's end, so ids never depend on which answer arrived first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+
+from engine.protocols import AnswerField
+from engine.records import AgentId, Like, LogRecord, Post
+from engine.seeding import Seeds
+
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+# Short norm-setting messages the offline behavioural model writes, by stance.
+OFFLINE_POSTS: dict[str, tuple[str, ...]] = {
+    "altruist": (
+        "If your district is more than half full, consider moving somewhere emptier: all gain.",
+        "Think of the whole city: a small cost to one of us can be a big gain for all.",
+        "Balanced districts make the most people satisfied. Let's spread out.",
+    ),
+    "egoist": (
+        "Go where you are most satisfied; that is what the numbers are for.",
+        "Look after yourself first. Nobody else will move for you.",
+        "Crowded districts are fine by me as long as my own satisfaction goes up.",
+    ),
+}
+
+
+class OfflinePosting(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    post_probability: Probability = 0.3
+    # Chance of liking a visible post that matches the agent's stance, and one that does not.
+    like_same: Probability = 0.4
+    like_other: Probability = 0.05
+
+
+class BoardConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    kind: str = "message_board"
+    top_k: Annotated[int, msgspec.Meta(ge=1)] = 10
+    prune_fraction: Probability = 0.5
+    max_post_chars: Annotated[int, msgspec.Meta(ge=1)] = 280
+    max_likes: Annotated[int, msgspec.Meta(ge=0)] = 3
+    offline: OfflinePosting = msgspec.field(default_factory=OfflinePosting)
+
+
+class BoardPost(msgspec.Struct, frozen=True):
+    post_id: int
+    author: AgentId
+    tick: int
+    likes: int
+    text: str
+
+
+class BoardView(msgspec.Struct, frozen=True):
+    posts: tuple[BoardPost, ...]
+    total: int
+
+
+@dataclass(slots=True)
+class _Entry:
+    post_id: int
+    author: AgentId
+    tick: int
+    text: str
+    likes: int = 0
+
+
+class MessageBoard:
+    def __init__(self, name: str, config: BoardConfig) -> None:
+        self.name = name
+        self.config = config
+        self._posts: dict[int, _Entry] = {}
+        self._next_id = 1
+        self._staged: dict[AgentId, tuple[str, bool]] = {}
+        self._likes: Counter[int] = Counter()
+        self._view: tuple[int, BoardView] | None = None
+
+    def view(self, agent_id: AgentId, tick: int) -> BoardView:
+        if self._view is None or self._view[0] != tick:
+            ranked = sorted(self._posts.values(), key=lambda e: (-e.likes, -e.tick, e.post_id))
+            top = tuple(
+                BoardPost(e.post_id, e.author, e.tick, e.likes, e.text)
+                for e in ranked[: self.config.top_k]
+            )
+            self._view = (tick, BoardView(posts=top, total=len(self._posts)))
+        return self._view[1]
+
+    def render(self, view: BoardView) -> str:
+        if not view.posts:
+            return "Message board: no posts yet."
+        lines = [f"Message board ({len(view.posts)} most liked of {view.total} posts):"]
+        for post in view.posts:
+            likes = "like" if post.likes == 1 else "likes"
+            lines.append(f"[post {post.post_id}, {post.likes} {likes}] {post.text}")
+        return "\n".join(lines)
+
+    def answer_fields(self) -> Sequence[AnswerField]:
+        return (
+            AnswerField(
+                "post",
+                f"a message for the public board, at most {self.config.max_post_chars} "
+                "characters; everyone sees the most liked posts next round",
+                required=False,
+            ),
+            AnswerField(
+                "likes",
+                f"a list of up to {self.config.max_likes} post numbers from the board you endorse",
+                required=False,
+            ),
+        )
+
+    def absorb(
+        self, tick: int, agent_id: AgentId, fields: Mapping[str, Any], view: Any
+    ) -> tuple[list[LogRecord], list[str]]:
+        board: BoardView = view
+        records: list[LogRecord] = []
+        notes: list[str] = []
+        post = fields.get("post")
+        if isinstance(post, str) and post.strip():
+            text = " ".join(post.split())
+            truncated = len(text) > self.config.max_post_chars
+            self._staged[agent_id] = (text[: self.config.max_post_chars], truncated)
+            if truncated:
+                notes.append(f"post cut to {self.config.max_post_chars} characters")
+        elif post not in (None, ""):
+            notes.append("post ignored: not text")
+
+        likes = _as_ids(fields.get("likes"))
+        if likes is None:
+            notes.append("likes ignored: not a list of post numbers")
+            likes = []
+        visible = {p.post_id: p for p in board.posts}
+        taken: list[int] = []
+        for post_id in likes:
+            if post_id in taken:
+                continue
+            if post_id not in visible:
+                notes.append(f"like of post {post_id} ignored: not on the board you saw")
+            elif visible[post_id].author == agent_id:
+                notes.append(f"like of post {post_id} ignored: your own post")
+            elif len(taken) >= self.config.max_likes:
+                notes.append(f"like of post {post_id} ignored: at most {self.config.max_likes}")
+            else:
+                taken.append(post_id)
+        for post_id in taken:
+            self._likes[post_id] += 1
+            records.append(Like(tick=tick, agent=agent_id, post_id=post_id))
+        return records, notes
+
+    def end_tick(self, tick: int) -> tuple[list[LogRecord], dict[str, Any]]:
+        for post_id, count in self._likes.items():
+            self._posts[post_id].likes += count
+        liked = sum(self._likes.values())
+        self._likes.clear()
+
+        # Prune among the posts that were up this tick: new posts get one tick to be liked.
+        ranked = sorted(self._posts.values(), key=lambda e: (e.likes, e.tick, e.post_id))
+        pruned = int(len(ranked) * self.config.prune_fraction)
+        for entry in ranked[:pruned]:
+            del self._posts[entry.post_id]
+
+        records: list[LogRecord] = []
+        for author in sorted(self._staged):
+            text, truncated = self._staged[author]
+            entry = _Entry(self._next_id, author, tick, text)
+            self._posts[entry.post_id] = entry
+            records.append(
+                Post(
+                    tick=tick, post_id=entry.post_id, author=author, text=text, truncated=truncated
+                )
+            )
+            self._next_id += 1
+        new_posts = len(self._staged)
+        self._staged.clear()
+        self._view = None
+        metrics = {
+            "size": len(self._posts),
+            "new_posts": new_posts,
+            "likes": liked,
+            "pruned": pruned,
+        }
+        return records, metrics
+
+    def offline_fields(
+        self, agent_id: AgentId, view: Any, stance: str, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        board: BoardView = view
+        fields: dict[str, Any] = {}
+        offline = self.config.offline
+        own = OFFLINE_POSTS.get(stance, ())
+        if own and rng.random() < offline.post_probability:
+            fields["post"] = own[int(rng.integers(len(own)))]
+        likes: list[int] = []
+        for post in board.posts:
+            if post.author == agent_id or len(likes) >= self.config.max_likes:
+                continue
+            chance = offline.like_same if post.text in own else offline.like_other
+            if rng.random() < chance:
+                likes.append(post.post_id)
+        if likes:
+            fields["likes"] = likes
+        return fields
+
+    def digest(self) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for entry in sorted(self._posts.values(), key=lambda e: e.post_id):
+            digest.update(f"{entry.post_id}:{entry.author}:{entry.tick}:{entry.likes}:".encode())
+            digest.update(entry.text.encode())
+            digest.update(b"\x00")
+        digest.update(str(self._next_id).encode())
+        return digest.hexdigest()
+
+
+def _as_ids(value: Any) -> list[int] | None:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    ids = []
+    for item in items:
+        if isinstance(item, bool):
+            return None
+        if isinstance(item, int):
+            ids.append(item)
+        elif isinstance(item, str) and item.strip().lstrip("#").isdigit():
+            ids.append(int(item.strip().lstrip("#")))
+        else:
+            return None
+    return ids
+
+
+class MessageBoardPlugin:
+    name = "message_board"
+    config_type = BoardConfig
+
+    def build(self, config: Any, seeds: Seeds, name: str = "board") -> MessageBoard:
+        return MessageBoard(name, config)
+
+
+PLUGIN = MessageBoardPlugin()

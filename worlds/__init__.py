@@ -1,0 +1,1 @@
+"""Worlds: one folder each (rules, observation, actions, prompts, offline behaviour, metrics)."""

@@ -1,0 +1,26 @@
+"""Schelling city (altruism emergence): agents migrate between districts, torn between their own
+utility and the city's. See ``../shared/specs/schelling_city.md``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.protocols import WorldParts
+from engine.seeding import Seeds
+from worlds.schelling_city.config import SchellingConfig
+from worlds.schelling_city.offline import RuleResidents
+from worlds.schelling_city.prompts import CityPrompts
+from worlds.schelling_city.world import SchellingCity
+
+
+class SchellingCityPlugin:
+    name = "schelling_city"
+    config_type = SchellingConfig
+
+    def build(self, config: Any, seeds: Seeds) -> WorldParts:
+        city = SchellingCity(config, seeds.rng("world-init"))
+        offline = RuleResidents(config.offline, config.agents, seeds.rng("offline-mix"))
+        return WorldParts(world=city, prompts=CityPrompts(city), offline=offline)
+
+
+PLUGIN = SchellingCityPlugin()

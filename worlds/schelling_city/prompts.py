@@ -1,0 +1,136 @@
+"""The Schelling city's words: rules, views, the answer format, and reading an answer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.protocols import AnswerField
+from worlds.schelling_city.world import CityView, MoveOutcome, Relocation, SchellingCity
+
+_DISTRICT = re.compile(r"(?:district|d)?\s*#?\s*(-?\d+)", re.I)
+_DISTRICT_KEYS = ("district", "move_to", "to", "destination", "target")
+
+ANSWER_FIELDS = (
+    AnswerField("reasoning", "a few sentences on why you choose this"),
+    AnswerField("action", '"stay" or "move"'),
+    AnswerField("district", "the district number you move to (only when moving)", required=False),
+)
+
+
+class CityPrompts:
+    def __init__(self, city: SchellingCity) -> None:
+        self.city = city
+        self._shared: tuple[int, str] | None = None
+
+    def rules(self) -> str:
+        c = self.city.config
+        return (
+            f"You are a resident of a city with {c.districts} districts, numbered 1 to "
+            f"{c.districts}. Each district has room for {c.cells_per_district} residents; "
+            f"{c.agents} residents live in the city.\n"
+            "Each round, every resident may stay or move to another district that has room.\n"
+            "A resident's satisfaction depends only on the density of their district "
+            "(residents divided by room): it rises from 0 in an empty district to 1 when the "
+            f"district is exactly half full, then falls as it gets more crowded, to {c.m:g} "
+            "when it is completely full.\n"
+            "The city's welfare is the sum of every resident's satisfaction. A move changes "
+            "your own satisfaction and that of the residents of the district you leave and of "
+            "the district you join, so it changes the city's welfare too.\n"
+            "All residents decide at the same time. If more residents try to move into a "
+            "district than it has free room, a random subset of them gets in and the others "
+            "stay where they are."
+        )
+
+    def shared_view(self, tick: int) -> str:
+        # The same text for every agent of the tick: built once, and placed before anything
+        # agent-specific so a server's prefix cache can reuse it.
+        if self._shared is not None and self._shared[0] == tick:
+            return self._shared[1]
+        capacity = self.city.capacity
+        lines = [f"Round {tick + 1}. The districts now:"]
+        for index, population in enumerate(self.city.populations):
+            lines.append(
+                f"- district {index + 1}: {int(population)} residents "
+                f"(density {int(population) / capacity:.2f})"
+            )
+        text = "\n".join(lines)
+        self._shared = (tick, text)
+        return text
+
+    def private_view(self, agent_id: int, observation: Any) -> str:
+        view: CityView = observation
+        here = view.populations[view.district - 1]
+        lines = [
+            f"You live in district {view.district} ({here} residents, density "
+            f"{here / view.capacity:.2f}); your satisfaction is {view.utility:.3f}.",
+            "What each choice would do, computed on the districts as they are now:",
+            f"- stay: your satisfaction {view.utility:.3f} (change +0.000); "
+            "city welfare change +0.000",
+        ]
+        for option in view.options:
+            if option.full:
+                lines.append(f"- move to district {option.district}: full, no room")
+                continue
+            lines.append(
+                f"- move to district {option.district} ({option.population} residents): "
+                f"your satisfaction {option.utility:.3f} (change {option.delta_personal:+.3f}); "
+                f"city welfare change {option.delta_system:+.3f}"
+            )
+        return "\n".join(lines)
+
+    def answer_fields(self) -> Sequence[AnswerField]:
+        return ANSWER_FIELDS
+
+    def decode_action(self, answer: Mapping[str, Any], observation: Any) -> Relocation:
+        view: CityView = observation
+        action = answer.get("action")
+        district = next((answer[k] for k in _DISTRICT_KEYS if answer.get(k) is not None), None)
+        if action is None and district is None:
+            raise ValueError('the answer has no "action"')
+        verb = str(action if action is not None else "move").strip().lower()
+        if verb.startswith("stay"):
+            return Relocation(move_to=None)
+        if not verb.startswith("move"):
+            raise ValueError(f'action {action!r} is neither "stay" nor "move"')
+        if district is None:
+            # "move to district 4" in the action itself.
+            district = verb[4:] or None
+        if district is None:
+            raise ValueError('a "move" needs a "district"')
+        number = _district_number(district)
+        count = len(view.populations)
+        if number is None:
+            raise ValueError(f"district {district!r} is not a district number")
+        if not 1 <= number <= count:
+            raise ValueError(f"district {number} does not exist (districts are 1 to {count})")
+        if number == view.district:
+            return Relocation(move_to=None)
+        return Relocation(move_to=number)
+
+    def describe_outcome(self, outcome: Any) -> str:
+        result: MoveOutcome = outcome
+        if result.wanted is None:
+            what = f"you stayed in district {result.district}"
+        elif result.moved:
+            what = f"you moved to district {result.district}"
+        elif result.blocked:
+            what = f"you tried to move to district {result.wanted} but it was full; you stayed"
+        else:
+            what = f"you stayed in district {result.district}"
+        return (
+            f"{what}; your satisfaction went from {result.utility_before:.3f} "
+            f"to {result.utility_after:.3f}."
+        )
+
+
+def _district_number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    match = _DISTRICT.search(str(value))
+    return int(match.group(1)) if match else None
