@@ -164,3 +164,51 @@ def test_the_default_output_goes_under_runs_out(tmp_path):
     logs = list((tmp_path / "runs" / "out" / "schelling_city").glob("*/log.jsonl"))
     assert len(logs) == 1
     assert len(of_kind(records(logs[0]), "decision")) == 20
+
+
+def test_sigterm_stops_the_run_cleanly_with_the_log_kept(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import REPO
+
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            str(CONFIG),
+            "--ticks",
+            "100000",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        log = out / "log.jsonl"
+        if log.exists() and log.read_bytes().count(b'"kind":"tick"') >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; the log so far is in" in stderr
+    log = records(out / "log.jsonl")
+    end = log[-1]
+    assert end["kind"] == "end" and end["status"] == "stopped"
+    ticks = of_kind(log, "tick")
+    assert end["ticks"] == len(ticks) >= 2
+    assert len({(d["tick"], d["agent"]) for d in of_kind(log, "decision")}) == len(
+        of_kind(log, "decision")
+    )
