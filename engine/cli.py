@@ -12,10 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 
 from engine import __version__
-from engine.config import FLAG_FIELDS, ConfigError, parse_assignment
+from engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
+from engine.inference.mock_server import MockServer, MockSettings, serve
+from engine.plugins import available, load_plugin
 from engine.records import TickEnd
 from engine.runner import SUMMARY_NAME, RunPlan, RunSummary, execute, plan_run
 
@@ -33,6 +36,33 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="check a config without running it")
     _config_arguments(check)
+
+    mock = commands.add_parser(
+        "mock-server", help="serve an OpenAI-compatible mock model with latency and faults"
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    mock.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one")
+    mock.add_argument("--model", default="mock", help="model name it reports")
+    mock.add_argument("--latency-ms", type=float, default=0.0, help="median latency per request")
+    mock.add_argument("--latency-sigma", type=float, default=0.0, help="lognormal sigma; 0 = fixed")
+    mock.add_argument(
+        "--max-concurrency", type=int, default=0, help="requests served at once (0: no cap)"
+    )
+    for fault, text in [
+        ("429", "answer 429 with Retry-After"),
+        ("500", "answer 500"),
+        ("timeout", "hang for --hang-s"),
+        ("malformed", "send a malformed JSON body"),
+        ("drop", "drop the connection"),
+    ]:
+        mock.add_argument(
+            f"--rate-{fault}", type=float, default=0.0, help=f"fraction of requests to {text}"
+        )
+    mock.add_argument(
+        "--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429"
+    )
+    mock.add_argument("--hang-s", type=float, default=30.0, help="how long a 'timeout' fault hangs")
+    mock.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     return parser
 
 
@@ -48,6 +78,12 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model name (inference.model)")
     parser.add_argument(
         "--concurrency", type=int, help="decisions in flight (inference.concurrency)"
+    )
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="URL",
+        help="an OpenAI-compatible server's base URL, repeatable (inference.endpoints)",
     )
     parser.add_argument(
         "--set",
@@ -133,8 +169,49 @@ def _event_loop_runner(coroutine: Any) -> Any:
     return uvloop.run(coroutine)
 
 
+def _mock_server(args: argparse.Namespace) -> int:
+    try:
+        settings = msgspec.convert(
+            {
+                "model": args.model,
+                "latency_ms": args.latency_ms,
+                "latency_sigma": args.latency_sigma,
+                "max_concurrency": args.max_concurrency,
+                "rate_429": args.rate_429,
+                "retry_after_s": args.retry_after,
+                "rate_500": args.rate_500,
+                "rate_timeout": args.rate_timeout,
+                "hang_s": args.hang_s,
+                "rate_malformed": args.rate_malformed,
+                "rate_drop": args.rate_drop,
+                "seed": args.seed,
+            },
+            MockSettings,
+        )
+    except msgspec.ValidationError as exc:
+        print(f"agora mock-server: {explain(exc, MockSettings, '')}", file=sys.stderr)
+        return EXIT_USAGE
+    responders = []
+    for name in available("world"):
+        plugin = load_plugin("world", name, "world")
+        if hasattr(plugin, "text_responder"):
+            responders.append(plugin.text_responder)
+    server = MockServer(settings, responders)
+    try:
+        _event_loop_runner(serve(args.host, args.port, server))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        print(f"agora mock-server: cannot listen on {where} ({exc.strerror})", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "mock-server":
+        return _mock_server(args)
     try:
         plan = plan_run(args.config, _overrides(args), now=datetime.now(UTC))
     except ConfigError as exc:
@@ -153,7 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"agora: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    _print_summary(summary)
+    try:
+        _print_summary(summary)
+    except BrokenPipeError:  # `agora run ... | head`: the run is done, the reader left early
+        sys.stderr.close()
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
-BACKENDS = ("offline",)
+BACKENDS = ("offline", "openai-http")
 
 
 class ConfigError(ValueError):
@@ -43,12 +43,25 @@ class OfflineSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    backend: Literal["offline"] = "offline"
+    backend: Literal["offline", "openai-http"] = "offline"
     model: str = "offline"
+    # Base URLs of OpenAI-compatible servers, e.g. "http://127.0.0.1:8000/v1".
+    endpoints: list[str] = msgspec.field(default_factory=list)
+    # The NAME of the environment variable holding the API key; the key itself is never
+    # written in a config, a log or an error message.
+    api_key_env: str | None = None
     concurrency: Positive = 64
     max_reasks: NonNegative = 2
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.7
     max_tokens: Positive = 512
+    timeout_s: Annotated[float, msgspec.Meta(gt=0.0)] = 60.0
+    max_attempts: Positive = 6
+    backoff_base_s: Annotated[float, msgspec.Meta(ge=0.0)] = 0.5
+    backoff_max_s: Annotated[float, msgspec.Meta(ge=0.0)] = 30.0
+    # Ask for a JSON object (response_format) where the server supports it.
+    json_mode: bool = True
+    cache: bool = True
+    cache_dir: str = "runs/cache"
     offline: OfflineSection = msgspec.field(default_factory=OfflineSection)
 
 
@@ -71,6 +84,7 @@ FLAG_FIELDS: dict[str, str] = {
     "backend": "inference.backend",
     "model": "inference.model",
     "concurrency": "inference.concurrency",
+    "endpoint": "inference.endpoints",
 }
 
 
@@ -131,11 +145,29 @@ def check(raw: Any, type_: type[T], where: str = "") -> T:
         raise ConfigError(explain(exc, type_, where)) from None
 
 
-def load_run_config(raw: dict[str, Any]) -> RunConfig:
+def load_run_config(raw: dict[str, Any], environ: Mapping[str, str]) -> RunConfig:
     config = check(raw, RunConfig)
     if "kind" not in config.world:
         raise ConfigError(
             'world.kind: missing; name the world to run, e.g. kind = "schelling_city"'
+        )
+    inference = config.inference
+    if inference.backend == "openai-http":
+        if not inference.endpoints:
+            raise ConfigError(
+                "inference.endpoints: openai-http needs a server URL, "
+                "e.g. --endpoint http://127.0.0.1:8000/v1"
+            )
+        for url in inference.endpoints:
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise ConfigError(f"inference.endpoints: {url!r} is not an http(s) URL")
+    if inference.backend != "offline" and inference.model == "offline":
+        raise ConfigError(
+            f"inference.model: name the model {inference.backend} should ask, e.g. --model NAME"
+        )
+    if inference.api_key_env is not None and not environ.get(inference.api_key_env):
+        raise ConfigError(
+            f"inference.api_key_env: the environment variable {inference.api_key_env} is not set"
         )
     return config
 

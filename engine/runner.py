@@ -8,9 +8,10 @@ Nothing here is global: clocks and the run's seed are passed in.
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -93,9 +94,10 @@ def plan_run(
     *,
     now: datetime,
     out_root: Path = Path("runs/out"),
+    environ: Mapping[str, str] | None = None,
 ) -> RunPlan:
     raw = apply_overrides(read_toml(config_path), overrides)
-    config = load_run_config(raw)
+    config = load_run_config(raw, os.environ if environ is None else environ)
 
     world_plugin = load_plugin("world", str(config.world["kind"]), "world.kind")
     world_config = check(config.world, world_plugin.config_type, "world")
@@ -189,7 +191,7 @@ async def execute(
         plan.agent_config, world.agent_ids(), parts.prompts, policies, config.inference
     )
     if client is None:
-        client = build_client(config.inference, parts.offline, policies)
+        client = build_client(config.inference, parts.offline, policies, seeds, os.environ)
 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.out_dir / LOG_NAME

@@ -129,7 +129,8 @@ class TurnRunner:
         error: str | None = None
         raw = ""
         requests = tokens_in = tokens_out = 0
-        cached = True
+        all_cached = True
+        answers = 0
         latency = 0.0
         for attempt in range(self.max_reasks + 1):
             started = self.clock()
@@ -138,14 +139,15 @@ class TurnRunner:
             except InferenceError as exc:
                 latency += self.clock() - started
                 requests += exc.requests
-                cached = False
+                all_cached = False
                 error = exc.reason
                 break
             latency += self.clock() - started
             requests += completion.requests
             tokens_in += completion.tokens_in
             tokens_out += completion.tokens_out
-            cached = cached and completion.cached
+            answers += 1
+            all_cached = all_cached and completion.cached
             raw = completion.text
             result = agent.parse(raw, turn)
             if isinstance(result, Parsed):
@@ -189,7 +191,7 @@ class TurnRunner:
             invalid_attempts=invalid_attempts,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cached=cached and requests > 0,
+            cached=all_cached and answers > 0,
             latency_s=round(latency, 6),
         )
         self.log.append(decision)

@@ -1,18 +1,49 @@
-"""The one place where a run's client is assembled from its config."""
+"""The one place where a run's client is assembled from its config, layer by layer.
+
+Order, outermost first: cache (a hit costs nothing, not even a rate-limit slot), retries, then
+the transport. Offline answers are free and exact, so they are not cached.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from engine.config import InferenceSection
+from engine.inference.cache import CachedClient, ResponseCache
 from engine.inference.offline import OfflineClient
+from engine.inference.openai_http import OpenAIHTTPClient
+from engine.inference.retry import RetryingClient
 from engine.protocols import LLMClient, OfflineBehaviour, Policy
+from engine.seeding import Seeds
 
 
 def build_client(
-    settings: InferenceSection, offline: OfflineBehaviour, policies: Sequence[Policy]
+    settings: InferenceSection,
+    offline: OfflineBehaviour,
+    policies: Sequence[Policy],
+    seeds: Seeds,
+    environ: Mapping[str, str],
 ) -> LLMClient:
     if settings.backend == "offline":
         # Always labelled "offline": the behavioural model is never passed off as a model.
         return OfflineClient(offline, policies, settings.offline)
-    raise ValueError(f"unknown backend {settings.backend!r}")  # the config check prevents this
+    api_key = environ.get(settings.api_key_env) if settings.api_key_env else None
+    transport = OpenAIHTTPClient(
+        settings.endpoints,
+        settings.model,
+        api_key=api_key,
+        timeout_s=settings.timeout_s,
+        connections=settings.concurrency,
+        json_mode=settings.json_mode,
+    )
+    client: LLMClient = RetryingClient(
+        transport,
+        max_attempts=settings.max_attempts,
+        base_delay_s=settings.backoff_base_s,
+        max_delay_s=settings.backoff_max_s,
+        rng=seeds.rng("retry-jitter"),
+    )
+    if settings.cache:
+        client = CachedClient(client, ResponseCache(Path(settings.cache_dir)))
+    return client

@@ -8,6 +8,7 @@ from typing import Any
 from engine.protocols import WorldParts
 from engine.seeding import Seeds
 from worlds.schelling_city.config import SchellingConfig
+from worlds.schelling_city.mock import CityTextResponder
 from worlds.schelling_city.offline import RuleResidents
 from worlds.schelling_city.prompts import CityPrompts
 from worlds.schelling_city.world import SchellingCity
@@ -16,6 +17,8 @@ from worlds.schelling_city.world import SchellingCity
 class SchellingCityPlugin:
     name = "schelling_city"
     config_type = SchellingConfig
+    # The mock server answers this world's prompts with it.
+    text_responder = CityTextResponder()
 
     def build(self, config: Any, seeds: Seeds) -> WorldParts:
         city = SchellingCity(config, seeds.rng("world-init"))

@@ -1,0 +1,98 @@
+"""An on-disk response cache shared across runs: a rerun with it is exact and makes no request.
+
+The key is everything that determines an answer: model, messages, sampling parameters, seed and
+whether JSON was asked for. Only answers are stored, never failures, and each entry is written
+to a temporary file and renamed, so a crash never leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import msgspec
+
+from engine.protocols import LLMClient
+from engine.records import Completion, Message, Request
+
+
+class _Key(msgspec.Struct, array_like=True):
+    model: str
+    messages: tuple[Message, ...]
+    temperature: float
+    max_tokens: int
+    seed: int
+    json_answer: bool
+
+
+class ResponseCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder(Completion).decode
+
+    def key(self, model: str, request: Request) -> str:
+        material = _Key(
+            model,
+            request.messages,
+            request.temperature,
+            request.max_tokens,
+            request.seed,
+            request.json_answer,
+        )
+        return hashlib.blake2b(self._encode(material), digest_size=20).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Completion | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return self._decode(data)
+        except msgspec.DecodeError:
+            return None  # a damaged entry is a miss; the answer is asked again and rewritten
+
+    def put(self, key: str, completion: Completion) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(self._encode(completion))
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+class CachedClient:
+    def __init__(self, inner: LLMClient, cache: ResponseCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.hits = 0
+
+    @property
+    def backend(self) -> str:
+        return self.inner.backend
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    async def complete(self, request: Request) -> Completion:
+        key = self.cache.key(self.inner.model, request)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.hits += 1
+            return msgspec.structs.replace(hit, cached=True, requests=0, latency_s=0.0)
+        completion = await self.inner.complete(request)
+        self.cache.put(key, msgspec.structs.replace(completion, cached=False))
+        return completion
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,204 @@
+"""Retry, cache and the openai-http transport, each against a fake or the real mock server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from engine.inference.cache import CachedClient, ResponseCache
+from engine.inference.errors import InferenceError
+from engine.inference.openai_http import OpenAIHTTPClient
+from engine.inference.retry import RetryingClient
+from engine.records import Completion, Message, Request
+from tests.mock_server_fixture import mock_server
+
+PROMPT = (
+    "You are resident #5.\n\nYou live in district 2 (30 residents, density 0.60); your satisfaction is 0.900.\n"
+    "- move to district 5 (20 residents): your satisfaction 0.840 (change -0.060); city welfare change +0.400"
+)
+
+
+def request(seed: int = 1, content: str = PROMPT) -> Request:
+    return Request(
+        agent_id=3,
+        tick=0,
+        messages=(Message("system", "rules"), Message("user", content)),
+        seed=seed,
+    )
+
+
+class Flaky:
+    backend, model = "fake", "fake-model"
+
+    def __init__(self, failures: list[InferenceError]) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+
+    async def complete(self, req: Request) -> Completion:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return Completion(
+            text=f"answer {req.seed}", tokens_in=3, tokens_out=2, latency_s=0.01, model="fake-model"
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def retrying(inner, attempts=4):
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    client = RetryingClient(
+        inner,
+        max_attempts=attempts,
+        base_delay_s=1.0,
+        max_delay_s=3.0,
+        rng=np.random.default_rng(0),
+        sleep=sleep,
+    )
+    return client, slept
+
+
+async def test_retryable_failures_are_retried_with_growing_jittered_backoff():
+    inner = Flaky([InferenceError("HTTP 503", retryable=True)] * 3)
+    client, slept = retrying(inner)
+    completion = await client.complete(request())
+    assert completion.text == "answer 1" and completion.requests == 4
+    assert 0.5 <= slept[0] <= 1.0 and 1.0 <= slept[1] <= 2.0 and 1.5 <= slept[2] <= 3.0
+    assert client.retries == 3
+
+
+async def test_retry_after_is_honoured():
+    inner = Flaky([InferenceError("HTTP 429", retryable=True, retry_after=7.0)])
+    client, slept = retrying(inner)
+    await client.complete(request())
+    assert slept == [7.0]
+
+
+async def test_non_retryable_errors_fail_fast_and_exhaustion_says_so():
+    client, slept = retrying(Flaky([InferenceError("HTTP 401: refused", retryable=False)]))
+    with pytest.raises(InferenceError, match=r"^HTTP 401: refused$") as caught:
+        await client.complete(request())
+    assert caught.value.requests == 1 and slept == []
+
+    client, _ = retrying(Flaky([InferenceError("HTTP 500", retryable=True)] * 9), attempts=3)
+    with pytest.raises(InferenceError, match=r"^HTTP 500 \(after 3 attempts\)$") as caught:
+        await client.complete(request())
+    assert caught.value.requests == 3 and not caught.value.retryable
+
+
+async def test_the_cache_answers_a_repeat_without_a_request(tmp_path):
+    inner = Flaky([])
+    client = CachedClient(inner, ResponseCache(tmp_path))
+    first = await client.complete(request(seed=5))
+    again = await client.complete(request(seed=5))
+    assert inner.calls == 1
+    assert again.text == first.text and again.tokens_in == first.tokens_in
+    assert again.cached and again.requests == 0 and not first.cached
+    await client.complete(request(seed=6))  # another seed is another answer
+    await client.complete(request(seed=5, content="other"))
+    assert inner.calls == 3
+
+
+def test_cache_keys_cover_everything_that_shapes_an_answer(tmp_path):
+    cache = ResponseCache(tmp_path)
+    base = request()
+    import msgspec
+
+    variants = [
+        cache.key("m", base),
+        cache.key("other-model", base),
+        cache.key("m", msgspec.structs.replace(base, temperature=0.1)),
+        cache.key("m", msgspec.structs.replace(base, max_tokens=7)),
+        cache.key("m", msgspec.structs.replace(base, seed=2)),
+        cache.key("m", msgspec.structs.replace(base, json_answer=False)),
+    ]
+    assert len(set(variants)) == len(variants)
+    # The turn (offline-only data) and attempt number do not change what the server is asked.
+    assert cache.key("m", msgspec.structs.replace(base, attempt=3)) == variants[0]
+
+
+def test_a_damaged_cache_entry_is_a_miss(tmp_path):
+    cache = ResponseCache(tmp_path)
+    key = cache.key("m", request())
+    cache.put(key, Completion("x", 1, 1, 0.1, "m"))
+    assert cache.get(key) is not None
+    path = next(tmp_path.rglob("*.json"))
+    path.write_bytes(b"{broken")
+    assert cache.get(key) is None
+
+
+def transport(url: str, **overrides) -> OpenAIHTTPClient:
+    settings = {"api_key": "sk-secret-123", "timeout_s": 2.0, "connections": 8, "json_mode": True}
+    settings.update(overrides)
+    return OpenAIHTTPClient([url], "mock", **settings)
+
+
+async def test_openai_http_gets_a_world_format_answer_with_usage():
+    async with mock_server() as (url, server):
+        client = transport(url)
+        completion = await client.complete(request(seed=4))
+        await client.aclose()
+    assert '"action":"move"' in completion.text and '"district":5' in completion.text
+    assert completion.tokens_in > 0 and completion.tokens_out > 0 and completion.model == "mock"
+    assert server.stats.answered == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "message", "retry_after"),
+    [
+        ({"rate_429": 1.0, "retry_after_s": 2.5}, "HTTP 429: ", 2.5),
+        ({"rate_500": 1.0}, "HTTP 500: ", None),
+        ({"rate_malformed": 1.0}, "malformed response body", None),
+        ({"rate_drop": 1.0}, "connection failed", None),
+        ({"rate_timeout": 1.0, "hang_s": 5.0}, "no answer within 0.3 s", None),
+    ],
+)
+async def test_openai_http_turns_every_fault_into_a_retryable_error(fault, message, retry_after):
+    async with mock_server(**fault) as (url, _):
+        client = transport(url, timeout_s=0.3)
+        with pytest.raises(InferenceError) as caught:
+            await client.complete(request())
+        await client.aclose()
+    assert caught.value.reason.startswith(message)
+    assert caught.value.retryable and caught.value.retry_after == retry_after
+    assert "sk-secret-123" not in caught.value.reason
+
+
+async def test_openai_http_fails_fast_on_a_refused_key_without_showing_it():
+    from aiohttp import web
+
+    async def refuse(request: web.Request) -> web.Response:
+        # A server that echoes the key it got must not leak it into our error.
+        return web.json_response({"error": request.headers["Authorization"]}, status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    try:
+        client = transport(url)
+        with pytest.raises(InferenceError) as caught:
+            await client.complete(request())
+        await client.aclose()
+    finally:
+        await runner.cleanup()
+    assert not caught.value.retryable
+    assert "sk-secret-123" not in str(caught.value) and "credentials" in caught.value.reason
+
+
+async def test_openai_http_keeps_more_than_100_requests_in_flight():
+    """aiohttp's default connector stops at 100; ours is sized to the run's concurrency."""
+    async with mock_server(latency_ms=1000) as (url, server):
+        client = transport(url, connections=150, timeout_s=20)
+        await asyncio.gather(*(client.complete(request(seed=s)) for s in range(150)))
+        await client.aclose()
+    assert server.stats.peak_in_flight > 100
