@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.quiet)
     try:
         summary = _event_loop_runner(_run_until_signalled(plan, args.quiet))
+    except ConfigError as exc:  # found while building, before anything was written
+        print(f"agora: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(f"agora: interrupted; the log so far is in {plan.out_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

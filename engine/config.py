@@ -72,7 +72,8 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     run: RunSection = msgspec.field(default_factory=RunSection)
     inference: InferenceSection = msgspec.field(default_factory=InferenceSection)
     agents: dict[str, Any] = msgspec.field(default_factory=lambda: {"kind": "llm"})
-    policies: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    # Checked section by section in the runner, so an error names policies.<name>.
+    policies: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 # Flags that set a config field, by the dotted path they set.
@@ -95,6 +96,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (TOML must be UTF-8)") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -107,6 +107,8 @@ def plan_run(
     policies = []
     for name, section in config.policies.items():
         where = f"policies.{name}"
+        if not isinstance(section, dict):
+            raise ConfigError(f'{where}: expected a table, e.g. [{where}] kind = "message_board"')
         enabled = section.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled: expected true or false")
@@ -136,6 +138,8 @@ def plan_run(
     run_id = f"{config.run.name}-seed{config.run.seed}-{now.strftime('%Y%m%d-%H%M%S')}"
     if config.run.out:
         out_dir = Path(config.run.out)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputExistsError(f"run.out: {out_dir} is a file, not a directory")
         if (out_dir / LOG_NAME).exists():
             raise OutputExistsError(
                 f"run.out: {out_dir} already holds a run ({LOG_NAME}); runs are never "
@@ -186,6 +190,12 @@ async def execute(
     seeds = Seeds(config.run.seed)
     parts = plan.world_plugin.build(plan.world_config, seeds)
     world = parts.world
+    if world.independent and plan.policies:
+        names = ", ".join(p.name for p in plan.policies)
+        raise ConfigError(
+            f"policies.{plan.policies[0].name}: {plan.config.world['kind']} runs its agents "
+            f"independently, so shared policies ({names}) cannot apply; disable them"
+        )
     policies: list[Policy] = [p.plugin.build(p.config, seeds, p.name) for p in plan.policies]
     agents = plan.agent_plugin.build(
         plan.agent_config, world.agent_ids(), parts.prompts, policies, config.inference

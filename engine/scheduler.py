@@ -141,9 +141,9 @@ class FreeRunningScheduler:
             finished[tick] += 1
             while next_to_close < ticks and finished[next_to_close] == len(agent_ids):
                 now = self.clock()
-                _close_tick(
-                    runner, next_to_close, tallies.pop(next_to_close), now - started, self.on_tick
-                )
+                # A tick where nobody was active has no tally: it still gets its tick record.
+                tally = tallies.pop(next_to_close, TickTally())
+                _close_tick(runner, next_to_close, tally, now - started, self.on_tick)
                 started = now
                 del finished[next_to_close]
                 next_to_close += 1

@@ -106,16 +106,19 @@ class TurnRunner:
     async def take(self, tick: int, agent_id: AgentId) -> TurnResult:
         """Run one agent's turn; whatever goes wrong is recorded, never raised to the tick."""
         try:
-            return await self._take(tick, agent_id)
+            decision, records = await self._decide(tick, agent_id)
         except Exception as exc:  # one agent's fault must not take the tick down
             _log.exception("turn failed", tick=tick, agent=agent_id)
-            decision = _failed_decision(
-                tick, agent_id, f"internal error: {type(exc).__name__}: {exc}"
-            )
-            self.log.append(decision)
-            return TurnResult(agent_id, None, self.totals.count(decision))
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            decision, records = _failed_decision(tick, agent_id, error), []
+        # Written outside the guard: a decision is logged exactly once, and a failing log
+        # (a full disk) stops the run instead of being recorded as an agent's fault.
+        self.log.append(decision)
+        for record in records:
+            self.log.append(record)
+        return TurnResult(agent_id, decision.action, self.totals.count(decision))
 
-    async def _take(self, tick: int, agent_id: AgentId) -> TurnResult:
+    async def _decide(self, tick: int, agent_id: AgentId) -> tuple[Decision, list[LogRecord]]:
         agent = self.agents[agent_id]
         observation = self.world.observe(agent_id)
         views = {policy.name: policy.view(agent_id, tick) for policy in self.policies}
@@ -194,11 +197,7 @@ class TurnRunner:
             cached=all_cached and answers > 0,
             latency_s=round(latency, 6),
         )
-        self.log.append(decision)
-        for record in records:
-            self.log.append(record)
-        status = self.totals.count(decision)
-        return TurnResult(agent_id, decision.action, status)
+        return decision, records
 
 
 def _failed_decision(tick: int, agent_id: AgentId, error: str) -> Decision:

@@ -1,8 +1,12 @@
 """A shared, norm-setting message board: agents post and like; the least-liked half is pruned.
 
-Within a tick the board is frozen: every agent sees the same top posts, and the tick's posts and
+Within a tick the board is frozen: every agent sees the same posts, and the tick's posts and
 likes take effect together at the tick's end (decisions are simultaneous). New posts get ids in
 author order at the tick's end, so ids never depend on which answer arrived first.
+
+An agent sees the most liked posts and, in ``fresh_slots`` of its ``top_k`` places, the newest
+ones: without them a new post could never be seen, so never liked, and the first posts would
+hold the board for good. Ties are broken by a seeded draw per post, not by author number.
 """
 
 from __future__ import annotations
@@ -47,7 +51,12 @@ class OfflinePosting(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class BoardConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     kind: str = "message_board"
     top_k: Annotated[int, msgspec.Meta(ge=1)] = 10
+    # Of the top_k places, how many show the newest posts rather than the most liked.
+    fresh_slots: Annotated[int, msgspec.Meta(ge=0)] = 4
     prune_fraction: Probability = 0.5
+    # Ranking and pruning use a score that keeps this fraction of itself each tick, plus the
+    # tick's new likes; 1.0 ranks by all-time likes, which lets the first posts hold the top.
+    score_decay: Probability = 0.5
     max_post_chars: Annotated[int, msgspec.Meta(ge=1)] = 280
     max_likes: Annotated[int, msgspec.Meta(ge=0)] = 3
     offline: OfflinePosting = msgspec.field(default_factory=OfflinePosting)
@@ -72,13 +81,19 @@ class _Entry:
     author: AgentId
     tick: int
     text: str
+    tie_break: float
     likes: int = 0
+    score: float = 0.0
+
+    def liked_first(self) -> tuple[float, int, float]:
+        return (-self.score, -self.tick, self.tie_break)
 
 
 class MessageBoard:
-    def __init__(self, name: str, config: BoardConfig) -> None:
+    def __init__(self, name: str, config: BoardConfig, rng: np.random.Generator) -> None:
         self.name = name
         self.config = config
+        self._rng = rng
         self._posts: dict[int, _Entry] = {}
         self._next_id = 1
         self._staged: dict[AgentId, tuple[str, bool]] = {}
@@ -87,18 +102,26 @@ class MessageBoard:
 
     def view(self, agent_id: AgentId, tick: int) -> BoardView:
         if self._view is None or self._view[0] != tick:
-            ranked = sorted(self._posts.values(), key=lambda e: (-e.likes, -e.tick, e.post_id))
-            top = tuple(
-                BoardPost(e.post_id, e.author, e.tick, e.likes, e.text)
-                for e in ranked[: self.config.top_k]
-            )
-            self._view = (tick, BoardView(posts=top, total=len(self._posts)))
+            self._view = (tick, self._build_view())
         return self._view[1]
+
+    def _build_view(self) -> BoardView:
+        entries = list(self._posts.values())
+        fresh = min(self.config.fresh_slots, self.config.top_k, len(entries))
+        liked = sorted(entries, key=_Entry.liked_first)[: self.config.top_k - fresh]
+        shown = {e.post_id for e in liked}
+        newest = sorted(
+            (e for e in entries if e.post_id not in shown), key=lambda e: (-e.tick, e.tie_break)
+        )
+        chosen = liked + newest[: self.config.top_k - len(liked)]
+        chosen.sort(key=_Entry.liked_first)
+        posts = tuple(BoardPost(e.post_id, e.author, e.tick, e.likes, e.text) for e in chosen)
+        return BoardView(posts=posts, total=len(entries))
 
     def render(self, view: BoardView) -> str:
         if not view.posts:
             return "Message board: no posts yet."
-        lines = [f"Message board ({len(view.posts)} most liked of {view.total} posts):"]
+        lines = [f"Message board ({len(view.posts)} of {view.total} posts, most liked and newest):"]
         for post in view.posts:
             likes = "like" if post.likes == 1 else "likes"
             lines.append(f"[post {post.post_id}, {post.likes} {likes}] {post.text}")
@@ -158,13 +181,16 @@ class MessageBoard:
         return records, notes
 
     def end_tick(self, tick: int) -> tuple[list[LogRecord], dict[str, Any]]:
+        for entry in self._posts.values():
+            entry.score *= self.config.score_decay
         for post_id, count in self._likes.items():
             self._posts[post_id].likes += count
+            self._posts[post_id].score += count
         liked = sum(self._likes.values())
         self._likes.clear()
 
         # Prune among the posts that were up this tick: new posts get one tick to be liked.
-        ranked = sorted(self._posts.values(), key=lambda e: (e.likes, e.tick, e.post_id))
+        ranked = sorted(self._posts.values(), key=lambda e: (e.score, e.tick, e.tie_break))
         pruned = int(len(ranked) * self.config.prune_fraction)
         for entry in ranked[:pruned]:
             del self._posts[entry.post_id]
@@ -172,7 +198,7 @@ class MessageBoard:
         records: list[LogRecord] = []
         for author in sorted(self._staged):
             text, truncated = self._staged[author]
-            entry = _Entry(self._next_id, author, tick, text)
+            entry = _Entry(self._next_id, author, tick, text, float(self._rng.random()))
             self._posts[entry.post_id] = entry
             records.append(
                 Post(
@@ -214,7 +240,9 @@ class MessageBoard:
     def digest(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
         for entry in sorted(self._posts.values(), key=lambda e: e.post_id):
-            digest.update(f"{entry.post_id}:{entry.author}:{entry.tick}:{entry.likes}:".encode())
+            digest.update(
+                f"{entry.post_id}:{entry.author}:{entry.tick}:{entry.likes}:{entry.score!r}:".encode()
+            )
             digest.update(entry.text.encode())
             digest.update(b"\x00")
         digest.update(str(self._next_id).encode())
@@ -243,7 +271,7 @@ class MessageBoardPlugin:
     config_type = BoardConfig
 
     def build(self, config: Any, seeds: Seeds, name: str = "board") -> MessageBoard:
-        return MessageBoard(name, config)
+        return MessageBoard(name, config, seeds.rng(f"policy:{name}"))
 
 
 PLUGIN = MessageBoardPlugin()

@@ -16,6 +16,7 @@ from engine.protocols import AnswerField, WorldParts
 class CounterConfig(msgspec.Struct, forbid_unknown_fields=True):
     kind: str = ""
     agents: int = 4
+    idle_ticks: list[int] = msgspec.field(default_factory=list)  # ticks where nobody acts
 
 
 class CounterView(msgspec.Struct, frozen=True):
@@ -29,7 +30,8 @@ class Add(msgspec.Struct, frozen=True):
 class CounterWorld:
     independent = True
 
-    def __init__(self, agents: int) -> None:
+    def __init__(self, agents: int, idle_ticks: list[int]) -> None:
+        self.idle_ticks = set(idle_ticks)
         self.totals = [0] * agents
         self.history: list[list[int]] = [[] for _ in range(agents)]
 
@@ -37,7 +39,7 @@ class CounterWorld:
         return tuple(range(len(self.totals)))
 
     def active_agents(self, tick, rng):
-        return self.agent_ids()
+        return () if tick in self.idle_ticks else self.agent_ids()
 
     def observe(self, agent_id):
         return CounterView(self.totals[agent_id])
@@ -59,7 +61,9 @@ class CounterWorld:
         return {"mean_total": sum(done) / len(done) if done else 0.0}
 
     def digest(self, tick):
-        state = [h[: tick + 1] for h in self.history]
+        state = [
+            h[: tick + 1 - len([t for t in self.idle_ticks if t <= tick])] for h in self.history
+        ]
         return hashlib.blake2b(repr(state).encode(), digest_size=8).hexdigest()
 
     def describe(self):
@@ -102,7 +106,9 @@ class CounterPlugin:
     config_type = CounterConfig
 
     def build(self, config: Any, seeds: Any) -> WorldParts:
-        return WorldParts(CounterWorld(config.agents), CounterPrompts(), CounterOffline())
+        return WorldParts(
+            CounterWorld(config.agents, config.idle_ticks), CounterPrompts(), CounterOffline()
+        )
 
 
 PLUGIN = CounterPlugin()

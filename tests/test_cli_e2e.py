@@ -38,7 +38,8 @@ def test_225_agents_for_5_ticks_log_every_decision_with_its_reasoning(tmp_path):
         assert 0 < metrics["poa"] <= 1 and 0 <= metrics["gini"] < 1
         assert sum(metrics["populations"]) == 225
         assert sum(map(sum, metrics["matrix"])) == 225
-        assert tick["policies"]["board"]["size"] >= 0
+        board = tick["policies"]["board"]
+        assert board["size"] > 0 and board["new_posts"] > 0
     assert of_kind(log, "post"), "the board is on: some agents post"
     assert (
         log[-1]["kind"] == "end"

@@ -36,7 +36,7 @@ def test_the_shipped_config_plans(tmp_path):
         ({"run.tikcs": 3}, r"^run\.tikcs: unknown field \(allowed: name, seed, ticks, out\)$"),
         (
             {"inference.backend": "gpt"},
-            r"^inference\.backend: invalid enum value 'gpt'; allowed: offline$",
+            r"^inference\.backend: invalid enum value 'gpt'; allowed: offline, openai-http$",
         ),
         ({"world.m": 1.5}, r"^world\.m: expected `float` <= 1\.0$"),
         (
@@ -57,6 +57,31 @@ def test_the_shipped_config_plans(tmp_path):
 def test_a_mistake_names_the_field_and_what_is_allowed(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         plan_run(CONFIG, overrides, now=NOW, out_root=tmp_path)
+
+
+def test_a_policy_that_is_not_a_table_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"^policies\.board: expected a table"):
+        plan_run(CONFIG, {"policies.board": 3}, now=NOW, out_root=tmp_path)
+
+
+def test_something_that_is_not_a_plugin_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"^world\.kind: 'os:path' is not an agora plugin"):
+        plan_run(CONFIG, {"world.kind": "os:path"}, now=NOW, out_root=tmp_path)
+    with pytest.raises(ConfigError, match=r"^world\.kind: cannot load 'nowhere:thing'"):
+        plan_run(CONFIG, {"world.kind": "nowhere:thing"}, now=NOW, out_root=tmp_path)
+
+
+def test_a_config_that_is_not_text_is_named(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xff\xfe[run]")
+    with pytest.raises(ConfigError, match="not a text file"):
+        plan_run(path, {}, now=NOW)
+
+
+def test_an_output_path_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputExistsError, match="is a file, not a directory"):
+        plan_run(CONFIG, {"run.out": str(tmp_path / "file")}, now=NOW)
 
 
 def test_a_missing_world_kind_is_named(tmp_path):

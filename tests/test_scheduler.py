@@ -166,10 +166,29 @@ def test_the_concurrency_cap_holds(tmp_path):
     assert client.most_in_flight == 4
 
 
-def _counter_plan(tmp_path: Path, name: str, ticks: int):
+def _counter_plan(tmp_path: Path, name: str, ticks: int, text: str = ""):
     path = tmp_path / f"{name}.toml"
-    path.write_text('[world]\nkind = "tests.independent_world:PLUGIN"\nagents = 4\n')
+    path.write_text('[world]\nkind = "tests.independent_world:PLUGIN"\nagents = 4\n' + text)
     return plan_run(path, {"run.out": str(tmp_path / name), "run.ticks": ticks}, now=NOW)
+
+
+def test_a_tick_where_nobody_acts_still_gets_its_record(tmp_path):
+    plan = _counter_plan(tmp_path, "idle", ticks=3, text="idle_ticks = [1]\n")
+    summary, log = _run(plan, _offline_for(plan))
+    ticks = of_kind(log, "tick")
+    assert [(t["tick"], t["decisions"]) for t in ticks] == [(0, 4), (1, 0), (2, 4)]
+    assert summary.decisions == 8 and summary.status == "completed"
+
+
+def test_shared_policies_are_refused_for_an_independent_world(tmp_path):
+    from engine.config import ConfigError
+
+    plan = _counter_plan(
+        tmp_path, "board", ticks=2, text='[policies.board]\nkind = "message_board"\n'
+    )
+    with pytest.raises(ConfigError, match=r"^policies\.board: .* runs its agents independently"):
+        asyncio.run(execute(plan))
+    assert not plan.out_dir.exists()
 
 
 def test_an_independent_world_has_no_tick_barrier(tmp_path):
