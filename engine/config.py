@@ -20,7 +20,7 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
-BACKENDS = ("offline", "openai-http")
+BACKENDS = ("offline", "openai-http", "litellm")
 
 
 class ConfigError(ValueError):
@@ -43,7 +43,7 @@ class OfflineSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    backend: Literal["offline", "openai-http"] = "offline"
+    backend: Literal["offline", "openai-http", "litellm"] = "offline"
     model: str = "offline"
     # Base URLs of OpenAI-compatible servers, e.g. "http://127.0.0.1:8000/v1".
     endpoints: list[str] = msgspec.field(default_factory=list)
@@ -155,12 +155,12 @@ def load_run_config(raw: dict[str, Any], environ: Mapping[str, str]) -> RunConfi
             'world.kind: missing; name the world to run, e.g. kind = "schelling_city"'
         )
     inference = config.inference
-    if inference.backend == "openai-http":
-        if not inference.endpoints:
-            raise ConfigError(
-                "inference.endpoints: openai-http needs a server URL, "
-                "e.g. --endpoint http://127.0.0.1:8000/v1"
-            )
+    if inference.backend == "openai-http" and not inference.endpoints:
+        raise ConfigError(
+            "inference.endpoints: openai-http needs a server URL, "
+            "e.g. --endpoint http://127.0.0.1:8000/v1"
+        )
+    if inference.backend != "offline":
         for url in inference.endpoints:
             if not re.match(r"^https?://[^/\s]+", url):
                 raise ConfigError(f"inference.endpoints: {url!r} is not an http(s) URL")

@@ -202,3 +202,59 @@ async def test_openai_http_keeps_more_than_100_requests_in_flight():
         await asyncio.gather(*(client.complete(request(seed=s)) for s in range(150)))
         await client.aclose()
     assert server.stats.peak_in_flight > 100
+
+
+def litellm_transport(url: str, **overrides):
+    from engine.inference.litellm_client import LiteLLMClient
+
+    settings = {"api_key": "sk-secret-123", "timeout_s": 2.0, "json_mode": True}
+    settings.update(overrides)
+    return LiteLLMClient("mock", [url], **settings)
+
+
+async def test_litellm_reaches_an_openai_compatible_endpoint():
+    async with mock_server() as (url, server):
+        completion = await litellm_transport(url).complete(request(seed=4))
+    assert '"district":5' in completion.text
+    assert completion.tokens_in > 0 and completion.model == "mock"
+    assert server.stats.answered == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "retry_after"),
+    [
+        ({"rate_429": 1.0, "retry_after_s": 2.5}, 2.5),
+        ({"rate_500": 1.0}, None),
+        ({"rate_drop": 1.0}, None),
+        ({"rate_timeout": 1.0, "hang_s": 5.0}, None),
+    ],
+)
+async def test_litellm_faults_are_retryable_and_keep_retry_after(fault, retry_after):
+    async with mock_server(**fault) as (url, server):
+        with pytest.raises(InferenceError) as caught:
+            await litellm_transport(url, timeout_s=0.5).complete(request())
+    assert caught.value.retryable
+    assert caught.value.retry_after == retry_after
+    assert "sk-secret-123" not in caught.value.reason
+    assert server.stats.requests == 1, "litellm's own retries are off: agora owns retries"
+
+
+async def test_litellm_fails_fast_on_a_bad_request():
+    from aiohttp import web
+
+    async def reject(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"message": "context too long"}}, status=400)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", reject)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        with pytest.raises(InferenceError) as caught:
+            await litellm_transport(url).complete(request())
+    finally:
+        await runner.cleanup()
+    assert not caught.value.retryable
+    assert caught.value.reason.startswith("HTTP 400")

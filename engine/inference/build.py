@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.config import InferenceSection
 from engine.inference.cache import CachedClient, ResponseCache
+from engine.inference.litellm_client import LiteLLMClient
 from engine.inference.offline import OfflineClient
 from engine.inference.openai_http import OpenAIHTTPClient
 from engine.inference.retry import RetryingClient
@@ -29,14 +30,24 @@ def build_client(
         # Always labelled "offline": the behavioural model is never passed off as a model.
         return OfflineClient(offline, policies, settings.offline)
     api_key = environ.get(settings.api_key_env) if settings.api_key_env else None
-    transport = OpenAIHTTPClient(
-        settings.endpoints,
-        settings.model,
-        api_key=api_key,
-        timeout_s=settings.timeout_s,
-        connections=settings.concurrency,
-        json_mode=settings.json_mode,
-    )
+    transport: LLMClient
+    if settings.backend == "litellm":
+        transport = LiteLLMClient(
+            settings.model,
+            settings.endpoints,
+            api_key=api_key,
+            timeout_s=settings.timeout_s,
+            json_mode=settings.json_mode,
+        )
+    else:
+        transport = OpenAIHTTPClient(
+            settings.endpoints,
+            settings.model,
+            api_key=api_key,
+            timeout_s=settings.timeout_s,
+            connections=settings.concurrency,
+            json_mode=settings.json_mode,
+        )
     client: LLMClient = RetryingClient(
         transport,
         max_attempts=settings.max_attempts,

@@ -1,0 +1,158 @@
+"""The ``litellm`` backend: every provider litellm speaks (Anthropic, Gemini, DeepSeek, Bedrock, …).
+
+litellm is imported on first use (it takes about 2 s), with its cost map read from the package
+(``LITELLM_LOCAL_MODEL_COST_MAP``) so importing it never reaches the network. Its own retries are
+off: agora's retry layer owns retries, so every attempt is counted once. With an endpoint and a
+model name without a provider prefix, the model is addressed as ``openai/<name>`` at that
+OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from engine.inference.errors import InferenceError
+from engine.records import Completion, Request
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_RETRYABLE_NAMES = frozenset(
+    {
+        "RateLimitError",
+        "Timeout",
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "BadGatewayError",
+        "APIResponseValidationError",
+    }
+)
+
+
+def import_litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LiteLLMClient:
+    backend = "litellm"
+
+    def __init__(
+        self,
+        model: str,
+        endpoints: Sequence[str],
+        *,
+        api_key: str | None,
+        timeout_s: float,
+        json_mode: bool,
+    ) -> None:
+        self._model = model
+        self._endpoints = [e.rstrip("/") for e in endpoints]
+        self._in_flight = [0] * len(self._endpoints)
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._json_mode = json_mode
+        self._litellm: Any = None
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def _route(self) -> tuple[str, int | None]:
+        if not self._endpoints:
+            return self._model, None
+        index = min(range(len(self._endpoints)), key=self._in_flight.__getitem__)
+        model = self._model if "/" in self._model else f"openai/{self._model}"
+        return model, index
+
+    async def complete(self, request: Request) -> Completion:
+        if self._litellm is None:
+            self._litellm = import_litellm()
+        litellm = self._litellm
+        model, index = self._route()
+        arguments: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "seed": request.seed,
+            "timeout": self._timeout_s,
+            "max_retries": 0,
+            "num_retries": 0,
+            "drop_params": True,  # a provider without `seed` or JSON mode still answers
+        }
+        if index is not None:
+            arguments["api_base"] = self._endpoints[index]
+            arguments["api_key"] = self._api_key or "no-key"
+        elif self._api_key:
+            arguments["api_key"] = self._api_key
+        if self._json_mode and request.json_answer:
+            arguments["response_format"] = {"type": "json_object"}
+        if index is not None:
+            self._in_flight[index] += 1
+        started = time.perf_counter()
+        try:
+            response = await litellm.acompletion(**arguments)
+        except Exception as exc:
+            raise _as_inference_error(exc, self._api_key) from None
+        finally:
+            if index is not None:
+                self._in_flight[index] -= 1
+        latency = time.perf_counter() - started
+        try:
+            text = response.choices[0].message.content
+        except (AttributeError, IndexError):
+            raise InferenceError("malformed response body", retryable=True) from None
+        if text is None:
+            raise InferenceError("response has no message content", retryable=True)
+        usage = getattr(response, "usage", None)
+        return Completion(
+            text=text,
+            tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
+            tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
+            latency_s=latency,
+            model=self._model,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _as_inference_error(exc: Exception, secret: str | None) -> InferenceError:
+    name = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    retryable = name in _RETRYABLE_NAMES or status in _RETRYABLE_STATUS
+    message = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+    if secret:
+        message = message.replace(secret, "[redacted]")
+    prefix = f"HTTP {status}" if isinstance(status, int) else name
+    if name in {"AuthenticationError", "PermissionDeniedError"}:
+        message = "the provider refused the credentials (check the API key variable)"
+    return InferenceError(
+        f"{prefix}: {message}", retryable=retryable, retry_after=_retry_after(exc)
+    )
+
+
+def _retry_after(exc: Exception) -> float | None:
+    # litellm keeps the server's headers on the exception itself; the attached response's
+    # headers are often empty.
+    sources = (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    )
+    for headers in sources:
+        value = headers.get("retry-after") if headers else None
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except (TypeError, ValueError):
+            return None  # an HTTP date: our own backoff applies
+    return None
