@@ -36,7 +36,7 @@ def test_the_shipped_config_plans(tmp_path):
         ({"run.tikcs": 3}, r"^run\.tikcs: unknown field \(allowed: name, seed, ticks, out\)$"),
         (
             {"inference.backend": "gpt"},
-            r"^inference\.backend: invalid enum value 'gpt'; allowed: offline, openai-http$",
+            r"^inference\.backend: invalid enum value 'gpt'; allowed: litellm, offline, openai-http$",
         ),
         ({"world.m": 1.5}, r"^world\.m: expected `float` <= 1\.0$"),
         (
