@@ -51,6 +51,9 @@ class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # written in a config, a log or an error message.
     api_key_env: str | None = None
     concurrency: Positive = 64
+    # Provider quotas, shared by all agents of the run; unset means no limit.
+    requests_per_minute: Positive | None = None
+    tokens_per_minute: Positive | None = None
     max_reasks: NonNegative = 2
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.7
     max_tokens: Positive = 512

@@ -258,3 +258,67 @@ async def test_litellm_fails_fast_on_a_bad_request():
         await runner.cleanup()
     assert not caught.value.retryable
     assert caught.value.reason.startswith("HTTP 400")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_the_token_bucket_waits_exactly_as_long_as_the_refill_needs():
+    from engine.inference.limits import TokenBucket
+
+    clock = FakeClock()
+    bucket = TokenBucket(600, clock=clock, sleep=clock.sleep)  # 10 tokens a second
+    await bucket.take(600)
+    assert clock.slept == []
+    await bucket.take(50)
+    assert clock.slept == [pytest.approx(5.0)]
+    bucket.settle(reserved=50, used=10)  # the server counted fewer: 40 come back
+    await bucket.take(40)
+    assert len(clock.slept) == 1
+    await bucket.take(10_000)  # larger than the bucket: waits for a full one, not forever
+    assert clock.slept[-1] == pytest.approx(60.0)
+
+
+async def test_limited_client_reserves_and_settles_tokens():
+    from engine.inference.limits import LimitedClient, estimate_tokens
+
+    clock = FakeClock()
+    inner = Flaky([])
+    client = LimitedClient(
+        inner, requests_per_minute=None, tokens_per_minute=6000, clock=clock, sleep=clock.sleep
+    )
+    req = request()
+    reserved = estimate_tokens(req)
+    assert reserved == sum(len(m.content) for m in req.messages) // 4 + 1 + req.max_tokens
+    await client.complete(req)
+    bucket = client._bucket
+    assert bucket is not None and bucket.level == pytest.approx(6000 - 5)  # usage 3 + 2
+
+
+async def test_limited_client_holds_requests_per_minute():
+    from engine.inference.limits import LimitedClient
+
+    inner = Flaky([])
+    client = LimitedClient(inner, requests_per_minute=3, tokens_per_minute=None)
+    done = 0
+
+    async def one() -> None:
+        nonlocal done
+        await client.complete(request())
+        done += 1
+
+    tasks = [asyncio.create_task(one()) for _ in range(5)]
+    await asyncio.sleep(0.2)
+    assert done == 3  # the other two wait for the window to move on
+    for task in tasks:
+        task.cancel()

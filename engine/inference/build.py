@@ -1,7 +1,8 @@
 """The one place where a run's client is assembled from its config, layer by layer.
 
-Order, outermost first: cache (a hit costs nothing, not even a rate-limit slot), retries, then
-the transport. Offline answers are free and exact, so they are not cached.
+Order, outermost first: cache (a hit costs nothing, not even a rate-limit slot), retries,
+limits (every attempt takes a slot), then the transport. Offline answers are free and exact,
+so they are not cached.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from engine.config import InferenceSection
 from engine.inference.cache import CachedClient, ResponseCache
+from engine.inference.limits import LimitedClient
 from engine.inference.litellm_client import LiteLLMClient
 from engine.inference.offline import OfflineClient
 from engine.inference.openai_http import OpenAIHTTPClient
@@ -48,8 +50,13 @@ def build_client(
             connections=settings.concurrency,
             json_mode=settings.json_mode,
         )
-    client: LLMClient = RetryingClient(
+    limited = LimitedClient(
         transport,
+        requests_per_minute=settings.requests_per_minute,
+        tokens_per_minute=settings.tokens_per_minute,
+    )
+    client: LLMClient = RetryingClient(
+        limited,
         max_attempts=settings.max_attempts,
         base_delay_s=settings.backoff_base_s,
         max_delay_s=settings.backoff_max_s,
