@@ -145,6 +145,10 @@ def _print_summary(summary: RunSummary) -> None:
         f"{summary.decisions} decisions ({summary.invalid} invalid, {summary.errors} errors) "
         f"in {summary.wall_s:.2f} s, backend {summary.backend}"
     )
+    if summary.reason:
+        print(f"  reason:  {summary.reason}")
+    if summary.cost_usd or summary.billed_tokens:
+        print(f"  usage:   {summary.billed_tokens} billed tokens, ${summary.cost_usd:.4f}")
     print(f"  log:     {summary.log}")
     print(f"  summary: {Path(summary.out_dir) / SUMMARY_NAME}")
     scalars = {k: v for k, v in summary.final_metrics.items() if isinstance(v, int | float)}

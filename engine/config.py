@@ -65,6 +65,12 @@ class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     json_mode: bool = True
     cache: bool = True
     cache_dir: str = "runs/cache"
+    # Prices in USD per million tokens; unset, the litellm backend uses litellm's price list.
+    usd_per_mtok_in: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    usd_per_mtok_out: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    # The run stops cleanly at the end of the tick in which it passes a budget.
+    budget_tokens: Positive | None = None
+    budget_usd: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
     offline: OfflineSection = msgspec.field(default_factory=OfflineSection)
 
 

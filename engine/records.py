@@ -52,6 +52,8 @@ class Completion(msgspec.Struct, frozen=True):
     model: str
     requests: int = 1
     cached: bool = False
+    # What the provider's price list says this answer cost, when the transport knows it.
+    cost_usd: float | None = None
 
 
 class Parsed(msgspec.Struct, frozen=True):
@@ -113,6 +115,7 @@ class Decision(LogRecord, tag="decision"):
     tokens_out: int
     cached: bool
     latency_s: float
+    cost_usd: float = 0.0
 
 
 class Post(LogRecord, tag="post"):
@@ -152,6 +155,7 @@ class RunEnd(LogRecord, tag="end"):
     tokens_out: int
     finished_at: str
     wall_s: float
+    cost_usd: float = 0.0
 
 
 AnyRecord = RunHeader | Decision | Post | Like | TickEnd | RunEnd

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from engine.budget import Budget
 from engine.config import (
     ConfigError,
     RunConfig,
@@ -35,9 +36,14 @@ from engine.log import LOG_NAME, RunLogWriter
 from engine.plugins import load_plugin
 from engine.protocols import LLMClient, Policy
 from engine.records import RunEnd, RunHeader, TickEnd
-from engine.scheduler import FreeRunningScheduler, LockstepScheduler, TickHook
+from engine.scheduler import (
+    FreeRunningScheduler,
+    LockstepScheduler,
+    RunStoppedError,
+    TickHook,
+)
 from engine.seeding import Seeds
-from engine.turns import TurnRunner
+from engine.turns import Pricing, RunTotals, TurnRunner
 
 SUMMARY_NAME = "summary.json"
 _log = structlog.get_logger("agora.run")
@@ -82,6 +88,8 @@ class RunSummary(msgspec.Struct):
     requests: int
     tokens_in: int
     tokens_out: int
+    billed_tokens: int
+    cost_usd: float
     wall_s: float
     decisions_per_s: float
     final_metrics: dict[str, Any]
@@ -183,6 +191,7 @@ async def execute(
     clock: Callable[[], float] | None = None,
     on_tick: TickHook | None = None,
     client: LLMClient | None = None,
+    on_start: Callable[[RunTotals, int], None] | None = None,
 ) -> RunSummary:
     """Run the plan to its end. ``client`` replaces the configured backend (tests inject one)."""
     clock = clock or time.perf_counter
@@ -233,6 +242,7 @@ async def execute(
             )
         )
         log.sync()
+        inference = config.inference
         runner = TurnRunner(
             world=world,
             agents=agents,
@@ -240,15 +250,25 @@ async def execute(
             client=client,
             log=log,
             seeds=seeds,
-            max_reasks=config.inference.max_reasks,
+            max_reasks=inference.max_reasks,
+            pricing=Pricing(inference.usd_per_mtok_in, inference.usd_per_mtok_out),
             clock=clock,
         )
+        budget = Budget(tokens=inference.budget_tokens, usd=inference.budget_usd)
         scheduler_type = FreeRunningScheduler if world.independent else LockstepScheduler
         scheduler = scheduler_type(
-            runner, config.inference.concurrency, on_tick=tick_done, clock=clock
+            runner,
+            inference.concurrency,
+            on_tick=tick_done,
+            clock=clock,
+            should_stop=lambda: budget.exceeded(runner.totals),
         )
+        if on_start is not None:
+            on_start(runner.totals, config.run.ticks)
         try:
             await scheduler.run(0, config.run.ticks)
+        except RunStoppedError as stop:
+            status, reason = "stopped", stop.reason
         except asyncio.CancelledError:
             status, reason = "stopped", "interrupted"
             raise
@@ -272,6 +292,7 @@ async def execute(
                     tokens_out=totals.tokens_out,
                     finished_at=now().isoformat(timespec="seconds"),
                     wall_s=round(wall, 6),
+                    cost_usd=totals.cost_usd,
                 )
             )
             summary = RunSummary(
@@ -289,6 +310,8 @@ async def execute(
                 requests=totals.requests,
                 tokens_in=totals.tokens_in,
                 tokens_out=totals.tokens_out,
+                billed_tokens=totals.billed_tokens,
+                cost_usd=round(totals.cost_usd, 6),
                 wall_s=round(wall, 3),
                 decisions_per_s=round(totals.decisions / wall, 1) if wall > 0 else 0.0,
                 final_metrics=last_tick[0].metrics if last_tick else {},

@@ -26,6 +26,17 @@ from engine.turns import TickTally, TurnRunner
 _log = structlog.get_logger("agora.scheduler")
 
 
+class RunStoppedError(Exception):
+    """The run ended early on purpose (a budget); the log so far is whole and resumable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+StopCheck = Callable[[], "str | None"]
+
+
 class Scheduler(Protocol):
     name: str
 
@@ -77,11 +88,15 @@ class LockstepScheduler:
     concurrency: int
     on_tick: TickHook | None = None
     clock: Callable[[], float] = time.perf_counter
+    should_stop: StopCheck | None = None
     name: str = "lockstep"
 
     async def run(self, first_tick: int, ticks: int) -> None:
         for tick in range(first_tick, ticks):
             await self.step(tick)
+            reason = self.should_stop() if self.should_stop is not None else None
+            if reason is not None and tick + 1 < ticks:
+                raise RunStoppedError(reason)
 
     async def step(self, tick: int) -> None:
         runner = self.runner
@@ -118,6 +133,7 @@ class FreeRunningScheduler:
     concurrency: int
     on_tick: TickHook | None = None
     clock: Callable[[], float] = time.perf_counter
+    should_stop: StopCheck | None = None
     name: str = "free-running"
     _active: dict[int, frozenset[AgentId]] = field(default_factory=dict)
 
@@ -148,8 +164,14 @@ class FreeRunningScheduler:
                 del finished[next_to_close]
                 next_to_close += 1
 
+        stopped: list[str] = []
+
         async def agent_loop(agent_id: AgentId) -> None:
             for tick in range(first_tick, ticks):
+                reason = self.should_stop() if self.should_stop is not None else None
+                if reason is not None:
+                    stopped.append(reason)
+                    return  # turns under way finish; no new one starts
                 if self._is_active(tick, agent_id):
                     async with slots:
                         result = await runner.take(tick, agent_id)
@@ -164,3 +186,5 @@ class FreeRunningScheduler:
         async with asyncio.TaskGroup() as group:
             for agent_id in agent_ids:
                 group.create_task(agent_loop(agent_id))
+        if stopped and next_to_close < ticks:
+            raise RunStoppedError(stopped[0])

@@ -19,6 +19,7 @@ from engine.log import RunLogWriter
 from engine.protocols import Agent, LLMClient, Policy, World
 from engine.records import (
     AgentId,
+    Completion,
     Decision,
     Invalid,
     InvalidAttempt,
@@ -39,6 +40,24 @@ class TurnResult:
     status: str  # "valid" | "invalid" | "error"
 
 
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """USD per million tokens; ``None`` leaves the price to the transport, if it knows one."""
+
+    per_mtok_in: float | None = None
+    per_mtok_out: float | None = None
+
+    def cost(self, completion: Completion) -> float:
+        if completion.cached:
+            return 0.0  # no request was made
+        if self.per_mtok_in is None and self.per_mtok_out is None:
+            return completion.cost_usd or 0.0
+        return (
+            completion.tokens_in * (self.per_mtok_in or 0.0)
+            + completion.tokens_out * (self.per_mtok_out or 0.0)
+        ) / 1e6
+
+
 @dataclass(slots=True)
 class RunTotals:
     decisions: int = 0
@@ -46,14 +65,22 @@ class RunTotals:
     invalid: int = 0
     errors: int = 0
     requests: int = 0
+    answers: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    # Tokens of answers that were requested, not read from the cache: what a provider bills.
+    billed_tokens: int = 0
+    cost_usd: float = 0.0
+    in_flight: int = 0
 
-    def count(self, decision: Decision) -> str:
+    def count(self, decision: Decision, billed_tokens: int, answers: int) -> str:
         self.decisions += 1
         self.requests += decision.requests
+        self.answers += answers
         self.tokens_in += decision.tokens_in
         self.tokens_out += decision.tokens_out
+        self.billed_tokens += billed_tokens
+        self.cost_usd += decision.cost_usd
         if decision.error is not None:
             self.errors += 1
             return "error"
@@ -100,13 +127,15 @@ class TurnRunner:
     log: RunLogWriter
     seeds: Seeds
     max_reasks: int
+    pricing: Pricing = field(default_factory=Pricing)
     clock: Callable[[], float] = time.perf_counter
     totals: RunTotals = field(default_factory=RunTotals)
 
     async def take(self, tick: int, agent_id: AgentId) -> TurnResult:
         """Run one agent's turn; whatever goes wrong is recorded, never raised to the tick."""
+        usage = _Usage()
         try:
-            decision, records = await self._decide(tick, agent_id)
+            decision, records = await self._decide(tick, agent_id, usage)
         except Exception as exc:  # one agent's fault must not take the tick down
             _log.exception("turn failed", tick=tick, agent=agent_id)
             error = f"internal error: {type(exc).__name__}: {exc}"
@@ -116,9 +145,12 @@ class TurnRunner:
         self.log.append(decision)
         for record in records:
             self.log.append(record)
-        return TurnResult(agent_id, decision.action, self.totals.count(decision))
+        status = self.totals.count(decision, usage.billed_tokens, usage.answers)
+        return TurnResult(agent_id, decision.action, status)
 
-    async def _decide(self, tick: int, agent_id: AgentId) -> tuple[Decision, list[LogRecord]]:
+    async def _decide(
+        self, tick: int, agent_id: AgentId, usage: _Usage
+    ) -> tuple[Decision, list[LogRecord]]:
         agent = self.agents[agent_id]
         observation = self.world.observe(agent_id)
         views = {policy.name: policy.view(agent_id, tick) for policy in self.policies}
@@ -135,8 +167,10 @@ class TurnRunner:
         all_cached = True
         answers = 0
         latency = 0.0
+        cost = 0.0
         for attempt in range(self.max_reasks + 1):
             started = self.clock()
+            self.totals.in_flight += 1
             try:
                 completion = await self.client.complete(request)
             except InferenceError as exc:
@@ -145,10 +179,15 @@ class TurnRunner:
                 all_cached = False
                 error = exc.reason
                 break
+            finally:
+                self.totals.in_flight -= 1
             latency += self.clock() - started
             requests += completion.requests
             tokens_in += completion.tokens_in
             tokens_out += completion.tokens_out
+            cost += self.pricing.cost(completion)
+            if not completion.cached:
+                usage.billed_tokens += completion.tokens_in + completion.tokens_out
             answers += 1
             all_cached = all_cached and completion.cached
             raw = completion.text
@@ -196,8 +235,16 @@ class TurnRunner:
             tokens_out=tokens_out,
             cached=all_cached and answers > 0,
             latency_s=round(latency, 6),
+            cost_usd=cost,
         )
+        usage.answers = answers
         return decision, records
+
+
+@dataclass(slots=True)
+class _Usage:
+    billed_tokens: int = 0
+    answers: int = 0
 
 
 def _failed_decision(tick: int, agent_id: AgentId, error: str) -> Decision:

@@ -213,3 +213,63 @@ def test_sigterm_stops_the_run_cleanly_with_the_log_kept(tmp_path):
     assert len({(d["tick"], d["agent"]) for d in of_kind(log, "decision")}) == len(
         of_kind(log, "decision")
     )
+
+
+def test_a_budget_stops_the_run_cleanly_at_a_tick_end(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "run",
+        str(CONFIG),
+        "-q",
+        "--ticks",
+        "20",
+        "--out",
+        str(out),
+        "--set",
+        "inference.usd_per_mtok_in=2.0",
+        "--set",
+        "inference.usd_per_mtok_out=8.0",
+        "--set",
+        "inference.budget_usd=0.5",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stopped" in result.stdout and "reason:  cost budget reached: $" in result.stdout
+    log = records(out / "log.jsonl")
+    decisions = of_kind(log, "decision")
+    ticks = of_kind(log, "tick")
+    assert 0 < len(ticks) < 20
+    assert len(decisions) == 225 * len(ticks), "the tick that crossed the budget is finished"
+    for decision in decisions:
+        expected = (decision["tokens_in"] * 2.0 + decision["tokens_out"] * 8.0) / 1e6
+        assert decision["cost_usd"] == pytest.approx(expected)
+    total = sum(d["cost_usd"] for d in decisions)
+    end = log[-1]
+    assert end["status"] == "stopped" and end["cost_usd"] == pytest.approx(total)
+    assert (
+        total
+        >= 0.5
+        > total - sum(d["cost_usd"] for d in decisions if d["tick"] == ticks[-1]["tick"])
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["reason"].startswith("cost budget reached")
+
+
+def test_a_token_budget_counts_billed_tokens(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "run",
+        str(CONFIG),
+        "-q",
+        "--ticks",
+        "20",
+        "--out",
+        str(out),
+        "--set",
+        "inference.budget_tokens=400000",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["billed_tokens"] >= 400000
+    assert summary["reason"] == f"token budget reached: {summary['billed_tokens']} of 400000 tokens"
+    decisions = of_kind(records(out / "log.jsonl"), "decision")
+    assert summary["billed_tokens"] == sum(d["tokens_in"] + d["tokens_out"] for d in decisions)

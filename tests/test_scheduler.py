@@ -243,3 +243,18 @@ def test_lockstep_would_wait_at_the_barrier(tmp_path):
 async def _run_async(plan, client):
     summary = await execute(plan, client=client)
     return summary, records(plan.out_dir / "log.jsonl")
+
+
+def test_a_budget_stops_an_independent_world_without_starting_new_turns(tmp_path):
+    plan = _counter_plan(tmp_path, "budget", ticks=50, text="[inference]\nbudget_tokens = 1000\n")
+    summary, log = _run(plan, _offline_for(plan))
+    assert summary.status == "stopped" and summary.reason.startswith("token budget reached")
+    decisions = of_kind(log, "decision")
+    assert len(decisions) < 200
+    # Each agent stopped at a turn boundary: its turns are 0..k with no gap.
+    for agent in range(4):
+        turns = sorted(d["tick"] for d in decisions if d["agent"] == agent)
+        assert turns == list(range(len(turns)))
+    closed = [t["tick"] for t in of_kind(log, "tick")]
+    assert closed == list(range(len(closed)))
+    assert all(sum(1 for d in decisions if d["tick"] == t) == 4 for t in closed)

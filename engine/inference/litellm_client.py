@@ -118,9 +118,17 @@ class LiteLLMClient:
             tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
             latency_s=latency,
             model=self._model,
+            cost_usd=_price(litellm, response),
         )
 
     async def aclose(self) -> None:
+        return None
+
+
+def _price(litellm: Any, response: Any) -> float | None:
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:  # a model missing from litellm's price list has no known price
         return None
 
 
