@@ -19,6 +19,7 @@ from engine import __version__
 from engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
 from engine.inference.mock_server import MockServer, MockSettings, serve
 from engine.plugins import available, load_plugin
+from engine.progress import ProgressBar
 from engine.records import TickEnd
 from engine.runner import SUMMARY_NAME, RunPlan, RunSummary, execute, plan_run
 
@@ -147,7 +148,7 @@ def _print_summary(summary: RunSummary) -> None:
     )
     if summary.reason:
         print(f"  reason:  {summary.reason}")
-    if summary.cost_usd or summary.billed_tokens:
+    if summary.backend != "offline":
         print(f"  usage:   {summary.billed_tokens} billed tokens, ${summary.cost_usd:.4f}")
     print(f"  log:     {summary.log}")
     print(f"  summary: {Path(summary.out_dir) / SUMMARY_NAME}")
@@ -162,7 +163,15 @@ async def _run_until_signalled(plan: RunPlan, quiet: bool) -> RunSummary:
     if task is not None:
         # SIGTERM (docker stop, a cluster's scheduler) ends the run like Ctrl-C: cleanly.
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    return await execute(plan, on_tick=None if quiet else _tick_logger())
+    if quiet or not sys.stderr.isatty():
+        return await execute(plan, on_tick=None if quiet else _tick_logger())
+    progress = ProgressBar(sys.stderr)
+    refresher = asyncio.create_task(progress.keep_fresh())
+    try:
+        return await execute(plan, on_tick=progress.on_tick, on_start=progress.start)
+    finally:
+        refresher.cancel()
+        progress.close()
 
 
 def _event_loop_runner(coroutine: Any) -> Any:
