@@ -59,6 +59,9 @@ class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_tokens: Positive = 512
     timeout_s: Annotated[float, msgspec.Meta(gt=0.0)] = 60.0
     max_attempts: Positive = 6
+    # An endpoint failing this many times in a row is taken out for a cooldown, then probed.
+    eject_after: Positive = 3
+    eject_cooldown_s: Annotated[float, msgspec.Meta(gt=0.0)] = 5.0
     backoff_base_s: Annotated[float, msgspec.Meta(ge=0.0)] = 0.5
     backoff_max_s: Annotated[float, msgspec.Meta(ge=0.0)] = 30.0
     # Ask for a JSON object (response_format) where the server supports it.

@@ -40,6 +40,8 @@ def build_client(
             api_key=api_key,
             timeout_s=settings.timeout_s,
             json_mode=settings.json_mode,
+            eject_after=settings.eject_after,
+            cooldown_s=settings.eject_cooldown_s,
         )
     else:
         transport = OpenAIHTTPClient(
@@ -49,6 +51,8 @@ def build_client(
             timeout_s=settings.timeout_s,
             connections=settings.concurrency,
             json_mode=settings.json_mode,
+            eject_after=settings.eject_after,
+            cooldown_s=settings.eject_cooldown_s,
         )
     limited = LimitedClient(
         transport,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from engine.inference.endpoints import EndpointPool
 from engine.inference.errors import InferenceError
 from engine.records import Completion, Request
 
@@ -51,10 +52,15 @@ class LiteLLMClient:
         api_key: str | None,
         timeout_s: float,
         json_mode: bool,
+        eject_after: int = 3,
+        cooldown_s: float = 5.0,
     ) -> None:
         self._model = model
-        self._endpoints = [e.rstrip("/") for e in endpoints]
-        self._in_flight = [0] * len(self._endpoints)
+        self._pool = (
+            EndpointPool(endpoints, eject_after=eject_after, cooldown_s=cooldown_s)
+            if endpoints
+            else None
+        )
         self._api_key = api_key
         self._timeout_s = timeout_s
         self._json_mode = json_mode
@@ -65,11 +71,10 @@ class LiteLLMClient:
         return self._model
 
     def _route(self) -> tuple[str, int | None]:
-        if not self._endpoints:
+        if self._pool is None:
             return self._model, None
-        index = min(range(len(self._endpoints)), key=self._in_flight.__getitem__)
         model = self._model if "/" in self._model else f"openai/{self._model}"
-        return model, index
+        return model, self._pool.acquire()
 
     async def complete(self, request: Request) -> Completion:
         if self._litellm is None:
@@ -87,23 +92,25 @@ class LiteLLMClient:
             "num_retries": 0,
             "drop_params": True,  # a provider without `seed` or JSON mode still answers
         }
-        if index is not None:
-            arguments["api_base"] = self._endpoints[index]
+        if index is not None and self._pool is not None:
+            arguments["api_base"] = self._pool.url(index)
             arguments["api_key"] = self._api_key or "no-key"
         elif self._api_key:
             arguments["api_key"] = self._api_key
         if self._json_mode and request.json_answer:
             arguments["response_format"] = {"type": "json_object"}
-        if index is not None:
-            self._in_flight[index] += 1
         started = time.perf_counter()
+        healthy = True
         try:
             response = await litellm.acompletion(**arguments)
         except Exception as exc:
-            raise _as_inference_error(exc, self._api_key) from None
+            error = _as_inference_error(exc, self._api_key)
+            # A 429 or a 4xx comes from a live server; resets, timeouts and 5xx do not.
+            healthy = not error.retryable or getattr(exc, "status_code", None) == 429
+            raise error from None
         finally:
-            if index is not None:
-                self._in_flight[index] -= 1
+            if index is not None and self._pool is not None:
+                self._pool.release(index, healthy=healthy)
         latency = time.perf_counter() - started
         try:
             text = response.choices[0].message.content

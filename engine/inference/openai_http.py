@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from engine.inference.endpoints import EndpointPool
 from engine.inference.errors import InferenceError
 from engine.records import Completion, Request
 
@@ -71,11 +72,10 @@ class OpenAIHTTPClient:
         timeout_s: float,
         connections: int,
         json_mode: bool,
+        eject_after: int = 3,
+        cooldown_s: float = 5.0,
     ) -> None:
-        if not endpoints:
-            raise ValueError("openai-http needs at least one endpoint")
-        self._endpoints = [e.rstrip("/") for e in endpoints]
-        self._in_flight = [0] * len(self._endpoints)
+        self._pool = EndpointPool(endpoints, eject_after=eject_after, cooldown_s=cooldown_s)
         self._model = model
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -103,10 +103,6 @@ class OpenAIHTTPClient:
             )
         return self._session
 
-    def _pick_endpoint(self) -> int:
-        # Least in flight: a slow or stalled server gets fewer new requests.
-        return min(range(len(self._endpoints)), key=self._in_flight.__getitem__)
-
     def _body(self, request: Request) -> bytes:
         body = _ChatRequest(
             model=self._model,
@@ -122,33 +118,37 @@ class OpenAIHTTPClient:
 
     async def complete(self, request: Request) -> Completion:
         session = self._open()
-        index = self._pick_endpoint()
-        url = f"{self._endpoints[index]}/chat/completions"
-        self._in_flight[index] += 1
+        index = self._pool.acquire()
+        url = f"{self._pool.url(index)}/chat/completions"
         started = time.perf_counter()
+        healthy = False
         try:
-            async with session.post(url, data=self._body(request)) as response:
-                payload = await response.read()
-                if response.status != 200:
-                    raise _status_error(response.status, response.headers, payload, self._api_key)
-        except TimeoutError:
-            raise InferenceError(
-                f"no answer within {self._timeout_s:g} s", retryable=True
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise InferenceError(
-                f"connection failed: {type(exc).__name__}", retryable=True
-            ) from None
+            try:
+                async with session.post(url, data=self._body(request)) as response:
+                    payload = await response.read()
+                    status = response.status
+                    if status != 200:
+                        healthy = status < 500  # a 429 or a 4xx comes from a live server
+                        raise _status_error(status, response.headers, payload, self._api_key)
+            except TimeoutError:
+                raise InferenceError(
+                    f"no answer within {self._timeout_s:g} s", retryable=True
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise InferenceError(
+                    f"connection failed: {type(exc).__name__}", retryable=True
+                ) from None
+            latency = time.perf_counter() - started
+            try:
+                parsed = self._decode(payload)
+                text = parsed.choices[0].message.content
+            except (msgspec.DecodeError, IndexError):
+                raise InferenceError("malformed response body", retryable=True) from None
+            if text is None:
+                raise InferenceError("response has no message content", retryable=True)
+            healthy = True
         finally:
-            self._in_flight[index] -= 1
-        latency = time.perf_counter() - started
-        try:
-            parsed = self._decode(payload)
-            text = parsed.choices[0].message.content
-        except (msgspec.DecodeError, IndexError):
-            raise InferenceError("malformed response body", retryable=True) from None
-        if text is None:
-            raise InferenceError("response has no message content", retryable=True)
+            self._pool.release(index, healthy=healthy)
         usage = parsed.usage or _Usage()
         return Completion(
             text=text,
