@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= runs/schelling_city.toml
 ARGS   ?=
 
-.PHONY: help install run schelling test test-fast lint clean
+.PHONY: help install run schelling test test-fast lint bench clean
 
 help:
 	@echo "make run        the main job: 225-agent Schelling city, board on, offline backend"
 	@echo "make schelling  the same, from CONFIG=$(CONFIG) with ARGS='--ticks 50 ...'"
 	@echo "make test       the test suite"
 	@echo "make lint       ruff, mypy and the import contracts"
+	@echo "make bench      benchmarks; tables go to bench/results/"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.client_cpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
