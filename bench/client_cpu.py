@@ -25,8 +25,8 @@ from engine.protocols import LLMClient
 from engine.records import Message, Request
 
 PROMPT = (
-    "You are resident #5.\n\nYou live in district 2 (30 residents, density 0.60); your satisfaction "
-    "is 0.900.\n- move to district 5 (20 residents): your satisfaction 0.840 (change -0.060); "
+    "You are resident #5.\n\nYou live in district 2 (30 residents, density 0.60); "
+    "your satisfaction is 0.900.\n- move to district 5 (20 residents): your satisfaction 0.840 (change -0.060); "
     "city welfare change +0.400"
 )
 
@@ -116,10 +116,8 @@ def main() -> int:
     ]
     for name, (_, wall) in results.items():
         lines.append(f"| {name} | {per[name]:.3f} | {wall:.2f} |")
-    lines += [
-        "",
-        f"litellm / openai-http: **{per['litellm'] / per['openai-http']:.1f}×** the CPU per request.",
-    ]
+    ratio = per["litellm"] / per["openai-http"]
+    lines += ["", f"litellm / openai-http: **{ratio:.1f}×** the CPU per request."]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
