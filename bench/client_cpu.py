@@ -26,7 +26,8 @@ from engine.records import Message, Request
 
 PROMPT = (
     "You are resident #5.\n\nYou live in district 2 (30 residents, density 0.60); "
-    "your satisfaction is 0.900.\n- move to district 5 (20 residents): your satisfaction 0.840 (change -0.060); "
+    "your satisfaction is 0.900.\n"
+    "- move to district 5 (20 residents): your satisfaction 0.840 (change -0.060); "
     "city welfare change +0.400"
 )
 
