@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from engine.inference.layer import ClientLayer
 from engine.protocols import LLMClient
 from engine.records import Completion, Message, Request
 
@@ -70,19 +71,11 @@ class ResponseCache:
             raise
 
 
-class CachedClient:
+class CachedClient(ClientLayer):
     def __init__(self, inner: LLMClient, cache: ResponseCache) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
         self.hits = 0
-
-    @property
-    def backend(self) -> str:
-        return self.inner.backend
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
 
     async def complete(self, request: Request) -> Completion:
         key = self.cache.key(self.inner.model, request)
@@ -93,6 +86,3 @@ class CachedClient:
         completion = await self.inner.complete(request)
         self.cache.put(key, msgspec.structs.replace(completion, cached=False))
         return completion
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

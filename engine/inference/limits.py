@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from asyncio_throttle.throttler import Throttler
 
 from engine.inference.errors import InferenceError
+from engine.inference.layer import ClientLayer
 from engine.protocols import LLMClient
 from engine.records import Completion, Request
 
@@ -59,7 +60,7 @@ def estimate_tokens(request: Request) -> int:
     return characters // 4 + 1 + request.max_tokens
 
 
-class LimitedClient:
+class LimitedClient(ClientLayer):
     def __init__(
         self,
         inner: LLMClient,
@@ -69,7 +70,7 @@ class LimitedClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._throttler = (
             Throttler(rate_limit=requests_per_minute, period=60.0, retry_interval=0.05)
             if requests_per_minute
@@ -78,14 +79,6 @@ class LimitedClient:
         self._bucket = (
             TokenBucket(tokens_per_minute, clock=clock, sleep=sleep) if tokens_per_minute else None
         )
-
-    @property
-    def backend(self) -> str:
-        return self.inner.backend
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
 
     async def complete(self, request: Request) -> Completion:
         if self._throttler is not None:
@@ -102,6 +95,3 @@ class LimitedClient:
         if self._bucket is not None:
             self._bucket.settle(reserved, completion.tokens_in + completion.tokens_out)
         return completion
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

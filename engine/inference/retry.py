@@ -15,6 +15,7 @@ import msgspec
 import numpy as np
 
 from engine.inference.errors import InferenceError
+from engine.inference.layer import ClientLayer
 from engine.protocols import LLMClient
 from engine.records import Completion, Request
 
@@ -22,7 +23,7 @@ from engine.records import Completion, Request
 _LONGEST_RETRY_AFTER_S = 300.0
 
 
-class RetryingClient:
+class RetryingClient(ClientLayer):
     def __init__(
         self,
         inner: LLMClient,
@@ -33,21 +34,13 @@ class RetryingClient:
         rng: np.random.Generator,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self._rng = rng
         self._sleep = sleep
         self.retries = 0
-
-    @property
-    def backend(self) -> str:
-        return self.inner.backend
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -73,6 +66,3 @@ class RetryingClient:
                 continue
             return msgspec.structs.replace(completion, requests=requests + completion.requests)
         raise AssertionError("unreachable: the loop returns or raises")
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

@@ -1,0 +1,23 @@
+"""The base of every client layer: it wraps an inner client and reports that client's identity."""
+
+from __future__ import annotations
+
+from engine.protocols import LLMClient
+
+
+class ClientLayer:
+    """A layer adds one behaviour (cache, retries, limits) and leaves backend and model as is."""
+
+    def __init__(self, inner: LLMClient) -> None:
+        self.inner = inner
+
+    @property
+    def backend(self) -> str:
+        return self.inner.backend
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
