@@ -66,6 +66,11 @@ class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     backoff_max_s: Annotated[float, msgspec.Meta(ge=0.0)] = 30.0
     # Ask for a JSON object (response_format) where the server supports it.
     json_mode: bool = True
+    # Micro-batching (openai-http): above 1, prompts are gathered for up to batch_max_wait_ms
+    # and sent as one /v1/completions request, rendered with prompt_template.
+    batch_max_size: Positive = 1
+    batch_max_wait_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 5.0
+    prompt_template: Literal["chatml", "plain"] = "chatml"
     cache: bool = True
     cache_dir: str = "runs/cache"
     # Prices in USD per million tokens; unset, the litellm backend uses litellm's price list.
@@ -176,6 +181,10 @@ def load_run_config(raw: dict[str, Any], environ: Mapping[str, str]) -> RunConfi
         for url in inference.endpoints:
             if not re.match(r"^https?://[^/\s]+", url):
                 raise ConfigError(f"inference.endpoints: {url!r} is not an http(s) URL")
+    if inference.batch_max_size > 1 and inference.backend != "openai-http":
+        raise ConfigError(
+            "inference.batch_max_size: micro-batching is for the openai-http backend; set it to 1"
+        )
     if inference.backend != "offline" and inference.model == "offline":
         raise ConfigError(
             f"inference.model: name the model {inference.backend} should ask, e.g. --model NAME"

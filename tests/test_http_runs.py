@@ -150,3 +150,24 @@ def test_the_api_key_never_reaches_the_log(tmp_path, monkeypatch):
         records(tmp_path / "run" / "log.jsonl")[0]["config"]["inference"]["api_key_env"]
         == "AGORA_TEST_KEY"
     )
+
+
+def test_a_batched_run_has_every_decision_and_far_fewer_requests(tmp_path):
+    with mock_server_process("--latency-ms", "20", "--rate-500", "0.1", "--seed", "4") as url:
+        result = http_run(
+            url,
+            tmp_path / "run",
+            tmp_path / "cache",
+            "--set",
+            "inference.batch_max_size=16",
+            "--set",
+            "inference.batch_max_wait_ms=20",
+            "--set",
+            "inference.backoff_base_s=0.01",
+        )
+        served = health(url)
+    assert result.returncode == 0, result.stderr
+    decisions = of_kind(records(tmp_path / "run" / "log.jsonl"), "decision")
+    assert len({(d["tick"], d["agent"]) for d in decisions}) == 135
+    assert all(d["valid"] for d in decisions)
+    assert served["requests"] < 40, "135 decisions in batches of up to 16, plus retried batches"

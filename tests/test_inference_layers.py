@@ -322,3 +322,42 @@ async def test_limited_client_holds_requests_per_minute():
     assert done == 3  # the other two wait for the window to move on
     for task in tasks:
         task.cancel()
+
+
+def test_prompts_render_with_a_chat_template():
+    from engine.inference.openai_http import render_prompt
+
+    messages = (Message("system", "rules"), Message("user", "hi"))
+    assert render_prompt(messages, "chatml") == (
+        "<|im_start|>system\nrules<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert render_prompt(messages, "plain") == "SYSTEM:\nrules\n\nUSER:\nhi\n\nASSISTANT:\n"
+
+
+async def test_micro_batches_go_out_as_one_completions_request_each():
+    async with mock_server() as (url, server):
+        client = transport(url, batch_max_size=8, batch_max_wait_ms=50)
+        prompts = [PROMPT.replace("#5", f"#{n}") for n in range(20)]
+        results = await asyncio.gather(
+            *(client.complete(request(seed=i, content=p)) for i, p in enumerate(prompts))
+        )
+        await client.aclose()
+    assert server.stats.requests == 3  # 8 + 8 + 4 (the last sent when its wait ran out)
+    for n, completion in enumerate(results):
+        # Each caller gets its own answer: altruists (#0, #5, #10, #15) move, egoists stay.
+        assert ('"action":"move"' in completion.text) == (n % 5 == 0)
+        assert completion.tokens_in > 0 and completion.tokens_out > 0
+
+
+async def test_a_failed_batch_fails_each_of_its_requests():
+    async with mock_server(rate_500=1.0) as (url, _):
+        client = transport(url, batch_max_size=4, batch_max_wait_ms=10)
+        results = await asyncio.gather(
+            *(client.complete(request(seed=i)) for i in range(4)), return_exceptions=True
+        )
+        await client.aclose()
+    assert all(
+        isinstance(r, InferenceError) and r.retryable and r.reason.startswith("HTTP 500")
+        for r in results
+    )
+    assert len({id(r) for r in results}) == 4

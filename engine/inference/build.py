@@ -53,6 +53,9 @@ def build_client(
             json_mode=settings.json_mode,
             eject_after=settings.eject_after,
             cooldown_s=settings.eject_cooldown_s,
+            batch_max_size=settings.batch_max_size,
+            batch_max_wait_ms=settings.batch_max_wait_ms,
+            prompt_template=settings.prompt_template,
         )
     limited = LimitedClient(
         transport,

@@ -4,23 +4,42 @@ One session for the run, its connector sized to the run's concurrency (aiohttp's
 at 100 in flight), keep-alive on. Bodies are encoded and decoded with msgspec. Every failure
 becomes an ``InferenceError`` that says whether a retry may help; no header, and so no API key,
 ever reaches an error message.
+
+Two modes. ``chat`` (the default): one ``/chat/completions`` request per decision. ``batch``
+(``batch_max_size`` > 1): requests are gathered for at most ``batch_max_wait_ms`` or until
+``batch_max_size`` are waiting, rendered with a chat template, and sent as one
+``/v1/completions`` request with a list of prompts; each answer goes back to its own caller.
+Servers like vLLM schedule such a list as one batch. A batch carries one sampling seed (its
+first request's) and reports usage for the whole batch, which is shared out by text length.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
 
 from engine.inference.endpoints import EndpointPool
 from engine.inference.errors import InferenceError
-from engine.records import Completion, Request
+from engine.records import Completion, Message, Request
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _SNIPPET = 200
+
+PromptTemplate = Literal["chatml", "plain"]
+
+
+def render_prompt(messages: Sequence[Message], template: PromptTemplate) -> str:
+    """Chat messages as one completion prompt (``/v1/completions`` applies no chat template)."""
+    if template == "chatml":
+        turns = [f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages]
+        return "".join(turns) + "<|im_start|>assistant\n"
+    turns = [f"{m.role.upper()}:\n{m.content}\n\n" for m in messages]
+    return "".join(turns) + "ASSISTANT:\n"
 
 
 class _Usage(msgspec.Struct):
@@ -38,6 +57,17 @@ class _ChatChoice(msgspec.Struct):
 
 class _ChatResponse(msgspec.Struct):
     choices: list[_ChatChoice]
+    usage: _Usage | None = None
+    model: str | None = None
+
+
+class _TextChoice(msgspec.Struct):
+    text: str
+    index: int = 0
+
+
+class _CompletionsResponse(msgspec.Struct):
+    choices: list[_TextChoice]
     usage: _Usage | None = None
     model: str | None = None
 
@@ -60,6 +90,18 @@ class _ChatRequest(msgspec.Struct, omit_defaults=True):
     response_format: _ResponseFormat | None = None
 
 
+class _CompletionsRequest(msgspec.Struct, omit_defaults=True):
+    model: str
+    prompt: list[str]
+    temperature: float
+    max_tokens: int
+    seed: int
+    response_format: _ResponseFormat | None = None
+
+
+_Waiting = tuple[Request, "asyncio.Future[Completion]"]
+
+
 class OpenAIHTTPClient:
     backend = "openai-http"
 
@@ -74,6 +116,9 @@ class OpenAIHTTPClient:
         json_mode: bool,
         eject_after: int = 3,
         cooldown_s: float = 5.0,
+        batch_max_size: int = 1,
+        batch_max_wait_ms: float = 5.0,
+        prompt_template: PromptTemplate = "chatml",
     ) -> None:
         self._pool = EndpointPool(endpoints, eject_after=eject_after, cooldown_s=cooldown_s)
         self._model = model
@@ -84,7 +129,14 @@ class OpenAIHTTPClient:
         self._json_mode = json_mode
         self._session: aiohttp.ClientSession | None = None
         self._encode = msgspec.json.Encoder().encode
-        self._decode = msgspec.json.Decoder(_ChatResponse).decode
+        self._decode_chat = msgspec.json.Decoder(_ChatResponse).decode
+        self._decode_text = msgspec.json.Decoder(_CompletionsResponse).decode
+        self._batch_max_size = batch_max_size
+        self._batch_wait_s = batch_max_wait_ms / 1000.0
+        self._template: PromptTemplate = prompt_template
+        self._waiting: list[_Waiting] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     @property
     def model(self) -> str:
@@ -103,28 +155,19 @@ class OpenAIHTTPClient:
             )
         return self._session
 
-    def _body(self, request: Request) -> bytes:
-        body = _ChatRequest(
-            model=self._model,
-            messages=[_WireMessage(m.role, m.content) for m in request.messages],
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            seed=request.seed,
-            response_format=(
-                _ResponseFormat("json_object") if self._json_mode and request.json_answer else None
-            ),
-        )
-        return self._encode(body)
+    def _format(self, request: Request) -> _ResponseFormat | None:
+        wanted = self._json_mode and request.json_answer
+        return _ResponseFormat("json_object") if wanted else None
 
-    async def complete(self, request: Request) -> Completion:
+    async def _post(self, path: str, body: bytes, decode: Any) -> tuple[Any, float]:
+        """POST to the least busy healthy endpoint; the decoded body and the latency."""
         session = self._open()
         index = self._pool.acquire()
-        url = f"{self._pool.url(index)}/chat/completions"
         started = time.perf_counter()
         healthy = False
         try:
             try:
-                async with session.post(url, data=self._body(request)) as response:
+                async with session.post(f"{self._pool.url(index)}/{path}", data=body) as response:
                     payload = await response.read()
                     status = response.status
                     if status != 200:
@@ -138,27 +181,117 @@ class OpenAIHTTPClient:
                 raise InferenceError(
                     f"connection failed: {type(exc).__name__}", retryable=True
                 ) from None
-            latency = time.perf_counter() - started
             try:
-                parsed = self._decode(payload)
-                text = parsed.choices[0].message.content
-            except (msgspec.DecodeError, IndexError):
+                decoded = decode(payload)
+            except msgspec.DecodeError:
                 raise InferenceError("malformed response body", retryable=True) from None
-            if text is None:
-                raise InferenceError("response has no message content", retryable=True)
             healthy = True
+            return decoded, time.perf_counter() - started
         finally:
             self._pool.release(index, healthy=healthy)
+
+    async def complete(self, request: Request) -> Completion:
+        if self._batch_max_size > 1:
+            return await self._enqueue(request)
+        body = _ChatRequest(
+            model=self._model,
+            messages=[_WireMessage(m.role, m.content) for m in request.messages],
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            seed=request.seed,
+            response_format=self._format(request),
+        )
+        parsed, latency = await self._post(
+            "chat/completions", self._encode(body), self._decode_chat
+        )
+        if not parsed.choices or parsed.choices[0].message.content is None:
+            raise InferenceError("response has no message content", retryable=True)
         usage = parsed.usage or _Usage()
         return Completion(
-            text=text,
+            text=parsed.choices[0].message.content,
             tokens_in=usage.prompt_tokens,
             tokens_out=usage.completion_tokens,
             latency_s=latency,
             model=parsed.model or self._model,
         )
 
+    # -- micro-batching ------------------------------------------------------------------------
+
+    def _enqueue(self, request: Request) -> asyncio.Future[Completion]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Completion] = loop.create_future()
+        self._waiting.append((request, future))
+        if len(self._waiting) >= self._batch_max_size:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._batch_wait_s, self._flush)
+        return future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiting:
+            batch = self._waiting[: self._batch_max_size]
+            del self._waiting[: self._batch_max_size]
+            task = asyncio.create_task(self._send_batch(batch))
+            self._sending.add(task)  # held until done, so the task is not collected mid-flight
+            task.add_done_callback(self._sending.discard)
+
+    async def _send_batch(self, batch: list[_Waiting]) -> None:
+        first = batch[0][0]
+        prompts = [render_prompt(request.messages, self._template) for request, _ in batch]
+        body = _CompletionsRequest(
+            model=self._model,
+            prompt=prompts,
+            temperature=first.temperature,
+            max_tokens=max(request.max_tokens for request, _ in batch),
+            seed=first.seed,
+            response_format=self._format(first),
+        )
+        try:
+            parsed, latency = await self._post("completions", self._encode(body), self._decode_text)
+            texts = {choice.index: choice.text for choice in parsed.choices}
+            if sorted(texts) != list(range(len(batch))):
+                raise InferenceError(
+                    "malformed response body: choices do not match the prompts", retryable=True
+                )
+        except InferenceError as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(
+                        InferenceError(
+                            exc.reason, retryable=exc.retryable, retry_after=exc.retry_after
+                        )
+                    )
+            return
+        except BaseException as exc:  # never leave a caller waiting forever
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        usage = parsed.usage or _Usage()
+        prompt_chars = sum(len(p) for p in prompts) or 1
+        text_chars = sum(len(t) for t in texts.values()) or 1
+        for index, (_, future) in enumerate(batch):
+            if future.done():
+                continue  # its caller gave up (cancelled)
+            text = texts[index]
+            future.set_result(
+                Completion(
+                    text=text,
+                    tokens_in=round(usage.prompt_tokens * len(prompts[index]) / prompt_chars),
+                    tokens_out=round(usage.completion_tokens * len(text) / text_chars),
+                    latency_s=latency,
+                    model=parsed.model or self._model,
+                )
+            )
+
     async def aclose(self) -> None:
+        if self._waiting:
+            self._flush()
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None

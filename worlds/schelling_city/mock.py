@@ -18,7 +18,8 @@ from engine.records import Message
 _HOME = re.compile(r"You live in district (\d+) .*?your satisfaction is ([\d.]+)")
 _OPTION = re.compile(
     r"^- move to district (\d+) \(\d+ residents\): your satisfaction ([\d.]+) "
-    r"\(change ([+-][\d.]+)\); city welfare change ([+-][\d.]+)$",
+    # A completion prompt rendered with a chat template ends its last line with a marker.
+    r"\(change ([+-][\d.]+)\); city welfare change ([+-][\d.]+)(?:<\|im_end\|>)?$",
     re.M,
 )
 _RESIDENT = re.compile(r"You are resident #(\d+)")
