@@ -117,6 +117,20 @@ def test_http_settings_mistakes_are_one_line(tmp_path):
         "run",
         str(CONFIG),
         "--backend",
+        "litellm",
+        "--model",
+        "m",
+        "--set",
+        "inference.batch_max_size=8",
+    )
+    assert result.returncode == 2
+    assert (
+        "inference.batch_max_size: micro-batching is for the openai-http backend" in result.stderr
+    )
+    result = run_cli(
+        "run",
+        str(CONFIG),
+        "--backend",
         "openai-http",
         "--endpoint",
         "http://127.0.0.1:9/v1",
