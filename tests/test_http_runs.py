@@ -1,4 +1,4 @@
-"""The Schelling city through the openai-http backend against ``agora mock-server`` on 127.0.0.1."""
+"""The Schelling city through the openai-http and litellm backends against ``agora mock-server`` on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,21 +15,10 @@ pytestmark = pytest.mark.slow
 SMALL = ["--ticks", "3", "--agents", "45", "--set", "world.cells_per_district=10"]
 
 
-def http_run(url: str, out, cache, *extra: str):
+def http_run(url: str, out, cache, *extra: str, backend: str = "openai-http"):
     return run_cli(
-        "run",
-        str(CONFIG),
-        "-q",
-        "--backend",
-        "openai-http",
-        "--endpoint",
-        url,
-        "--model",
-        "mock",
-        "--out",
-        str(out),
-        "--set",
-        f'inference.cache_dir="{cache}"',
+        *("run", str(CONFIG), "-q", "--backend", backend, "--endpoint", url, "--model", "mock"),
+        *("--out", str(out), "--set", f'inference.cache_dir="{cache}"'),
         *SMALL,
         *extra,
     )
@@ -40,34 +29,33 @@ def health(url: str) -> dict:
         return json.loads(response.read())
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        ["--rate-429", "0.3", "--retry-after", "0.05"],
-        ["--rate-500", "0.3"],
-        ["--rate-timeout", "0.2", "--hang-s", "5"],
-        ["--rate-malformed", "0.3"],
-        ["--rate-drop", "0.3"],
-    ],
-    ids=["429", "500", "timeout", "malformed", "drop"],
-)
-def test_every_decision_arrives_once_under_each_fault(tmp_path, fault):
-    with mock_server_process("--latency-ms", "2", "--seed", "3", *fault) as url:
+FAULTS = {
+    "429": ["--rate-429", "0.3", "--retry-after", "0.05"],
+    "500": ["--rate-500", "0.3"],
+    "timeout": ["--rate-timeout", "0.2", "--hang-s", "5"],
+    "malformed": ["--rate-malformed", "0.3"],
+    "drop": ["--rate-drop", "0.3"],
+}
+CASES = [(backend, fault) for backend in ("openai-http", "litellm") for fault in FAULTS]
+
+
+@pytest.mark.parametrize(("backend", "fault"), CASES, ids=[f"{b}-{f}" for b, f in CASES])
+def test_every_decision_arrives_once_under_each_fault(tmp_path, backend, fault):
+    retries = ["--set", "inference.timeout_s=0.5", "--set", "inference.backoff_base_s=0.01"]
+    with mock_server_process("--latency-ms", "2", "--seed", "3", *FAULTS[fault]) as url:
         result = http_run(
             url,
             tmp_path / "run",
             tmp_path / "cache",
-            "--set",
-            "inference.timeout_s=0.5",
-            "--set",
-            "inference.backoff_base_s=0.01",
+            *retries,
             "--set",
             "inference.max_attempts=10",
+            backend=backend,
         )
         served = health(url)
     assert result.returncode == 0, result.stderr
     log = records(tmp_path / "run" / "log.jsonl")
-    assert log[0]["backend"] == "openai-http" and log[0]["model"] == "mock"
+    assert log[0]["backend"] == backend and log[0]["model"] == "mock"
     decisions = of_kind(log, "decision")
     keys = [(d["tick"], d["agent"]) for d in decisions]
     assert len(keys) == 135 and len(set(keys)) == 135
