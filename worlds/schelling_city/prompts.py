@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.protocols import AnswerField
-from worlds.schelling_city.world import CityView, MoveOutcome, Relocation, SchellingCity
+from worlds.schelling_city.world import CityView, MoveOutcome, Option, Relocation, SchellingCity
 
 _DISTRICT = re.compile(r"(?:district|d)?\s*#?\s*(-?\d+)", re.I)
 _DISTRICT_KEYS = ("district", "move_to", "to", "destination", "target")
@@ -23,6 +23,9 @@ class CityPrompts:
     def __init__(self, city: SchellingCity) -> None:
         self.city = city
         self._shared: tuple[int, str] | None = None
+        # Everyone in a district has the same options (the world hands out one tuple per
+        # district and state), so their text is rendered once per district, not per agent.
+        self._options_text: dict[int, tuple[tuple[Option, ...], str]] = {}
 
     def rules(self) -> str:
         c = self.city.config
@@ -62,9 +65,17 @@ class CityPrompts:
     def private_view(self, agent_id: int, observation: Any) -> str:
         view: CityView = observation
         here = view.populations[view.district - 1]
-        lines = [
+        head = (
             f"You live in district {view.district} ({here} residents, density "
-            f"{here / view.capacity:.2f}); your satisfaction is {view.utility:.3f}.",
+            f"{here / view.capacity:.2f}); your satisfaction is {view.utility:.3f}.\n"
+        )
+        return head + self._render_options(view)
+
+    def _render_options(self, view: CityView) -> str:
+        cached = self._options_text.get(view.district)
+        if cached is not None and cached[0] is view.options:
+            return cached[1]
+        lines = [
             "What each choice would do, computed on the districts as they are now:",
             f"- stay: your satisfaction {view.utility:.3f} (change +0.000); "
             "city welfare change +0.000",
@@ -78,7 +89,9 @@ class CityPrompts:
                 f"your satisfaction {option.utility:.3f} (change {option.delta_personal:+.3f}); "
                 f"city welfare change {option.delta_system:+.3f}"
             )
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        self._options_text[view.district] = (view.options, text)
+        return text
 
     def answer_fields(self) -> Sequence[AnswerField]:
         return ANSWER_FIELDS

@@ -82,6 +82,7 @@ class SchellingCity:
         self.populations = np.bincount(self.home, minlength=config.districts).astype(np.int64)
         self._ids = tuple(range(config.agents))
         self._options: dict[int, tuple[Option, ...]] = {}
+        self._populations: tuple[int, ...] | None = None
         self._last: dict[str, Any] = self._empty_tick_stats()
 
     def _initial_placement(self, rng: np.random.Generator) -> NDArray[np.int64]:
@@ -114,10 +115,15 @@ class SchellingCity:
         return CityView(
             district=origin + 1,
             utility=round(self.utility_of(int(self.populations[origin])), 6),
-            populations=tuple(int(n) for n in self.populations),
+            populations=self._population_tuple(),
             capacity=self.capacity,
             options=self._options_from(origin),
         )
+
+    def _population_tuple(self) -> tuple[int, ...]:
+        if self._populations is None:
+            self._populations = tuple(int(n) for n in self.populations)
+        return self._populations
 
     def _options_from(self, origin: int) -> tuple[Option, ...]:
         # Every agent of a district has the same options: computed once per district per state.
@@ -203,6 +209,7 @@ class SchellingCity:
             self.populations[destination] += 1
             self.home[agent] = destination
         self._options.clear()
+        self._populations = None
 
         outcomes: dict[int, Any] = {}
         moved = {agent for agent, _ in movers}
