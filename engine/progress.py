@@ -28,7 +28,7 @@ from engine.turns import RunTotals
 def describe(totals: RunTotals, elapsed_s: float) -> str:
     rate = totals.decisions / elapsed_s if elapsed_s > 0 else 0.0
     invalid = 100.0 * totals.invalid / totals.decisions if totals.decisions else 0.0
-    retries = max(0, totals.requests - totals.answers)
+    retries = totals.retries
     tokens = totals.tokens_in + totals.tokens_out
     return (
         f"{totals.decisions} decisions, {rate:,.0f}/s, {totals.in_flight} in flight, "

@@ -71,15 +71,18 @@ class RunTotals:
     # Tokens of answers that were requested, not read from the cache: what a provider bills.
     billed_tokens: int = 0
     cost_usd: float = 0.0
+    # Requests beyond the first for an answer or a failure: provider faults retried.
+    retries: int = 0
     in_flight: int = 0
 
-    def count(self, decision: Decision, billed_tokens: int, answers: int) -> str:
+    def count(self, decision: Decision, usage: TurnUsage) -> str:
         self.decisions += 1
         self.requests += decision.requests
-        self.answers += answers
+        self.answers += usage.answers
         self.tokens_in += decision.tokens_in
         self.tokens_out += decision.tokens_out
-        self.billed_tokens += billed_tokens
+        self.billed_tokens += usage.billed_tokens
+        self.retries += usage.retries
         self.cost_usd += decision.cost_usd
         if decision.error is not None:
             self.errors += 1
@@ -133,23 +136,24 @@ class TurnRunner:
 
     async def take(self, tick: int, agent_id: AgentId) -> TurnResult:
         """Run one agent's turn; whatever goes wrong is recorded, never raised to the tick."""
-        usage = _Usage()
+        usage = TurnUsage()
         try:
             decision, records = await self._decide(tick, agent_id, usage)
         except Exception as exc:  # one agent's fault must not take the tick down
             _log.exception("turn failed", tick=tick, agent=agent_id)
             error = f"internal error: {type(exc).__name__}: {exc}"
-            decision, records = _failed_decision(tick, agent_id, error), []
+            # What was already paid for stays on the record.
+            decision, records = _failed_decision(tick, agent_id, error, usage), []
         # Written outside the guard: a decision is logged exactly once, and a failing log
         # (a full disk) stops the run instead of being recorded as an agent's fault.
         self.log.append(decision)
         for record in records:
             self.log.append(record)
-        status = self.totals.count(decision, usage.billed_tokens, usage.answers)
+        status = self.totals.count(decision, usage)
         return TurnResult(agent_id, decision.action, status)
 
     async def _decide(
-        self, tick: int, agent_id: AgentId, usage: _Usage
+        self, tick: int, agent_id: AgentId, usage: TurnUsage
     ) -> tuple[Decision, list[LogRecord]]:
         agent = self.agents[agent_id]
         observation = self.world.observe(agent_id)
@@ -163,11 +167,8 @@ class TurnRunner:
         last: Invalid | None = None
         error: str | None = None
         raw = ""
-        requests = tokens_in = tokens_out = 0
         all_cached = True
-        answers = 0
         latency = 0.0
-        cost = 0.0
         for attempt in range(self.max_reasks + 1):
             started = self.clock()
             self.totals.in_flight += 1
@@ -175,20 +176,22 @@ class TurnRunner:
                 completion = await self.client.complete(request)
             except InferenceError as exc:
                 latency += self.clock() - started
-                requests += exc.requests
+                usage.requests += exc.requests
+                usage.retries += max(0, exc.requests - 1)
                 all_cached = False
                 error = exc.reason
                 break
             finally:
                 self.totals.in_flight -= 1
             latency += self.clock() - started
-            requests += completion.requests
-            tokens_in += completion.tokens_in
-            tokens_out += completion.tokens_out
-            cost += self.pricing.cost(completion)
+            usage.requests += completion.requests
+            usage.tokens_in += completion.tokens_in
+            usage.tokens_out += completion.tokens_out
+            usage.cost_usd += self.pricing.cost(completion)
             if not completion.cached:
                 usage.billed_tokens += completion.tokens_in + completion.tokens_out
-            answers += 1
+                usage.retries += max(0, completion.requests - 1)
+            usage.answers += 1
             all_cached = all_cached and completion.cached
             raw = completion.text
             result = agent.parse(raw, turn)
@@ -229,25 +232,31 @@ class TurnRunner:
             error=error,
             info=info,
             attempts=len(invalid_attempts) + (1 if (parsed or last) else 0),
-            requests=requests,
+            requests=usage.requests,
             invalid_attempts=invalid_attempts,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cached=all_cached and answers > 0,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            cached=all_cached and usage.answers > 0,
             latency_s=round(latency, 6),
-            cost_usd=cost,
+            cost_usd=usage.cost_usd,
         )
-        usage.answers = answers
         return decision, records
 
 
 @dataclass(slots=True)
-class _Usage:
-    billed_tokens: int = 0
+class TurnUsage:
+    """What one turn has cost so far, kept as it goes so a crash cannot lose it."""
+
+    requests: int = 0
     answers: int = 0
+    retries: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    billed_tokens: int = 0
+    cost_usd: float = 0.0
 
 
-def _failed_decision(tick: int, agent_id: AgentId, error: str) -> Decision:
+def _failed_decision(tick: int, agent_id: AgentId, error: str, usage: TurnUsage) -> Decision:
     return Decision(
         tick=tick,
         agent=agent_id,
@@ -259,11 +268,12 @@ def _failed_decision(tick: int, agent_id: AgentId, error: str) -> Decision:
         invalid_reason=None,
         error=error,
         info={},
-        attempts=0,
-        requests=0,
+        attempts=usage.answers,
+        requests=usage.requests,
         invalid_attempts=[],
-        tokens_in=0,
-        tokens_out=0,
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
         cached=False,
         latency_s=0.0,
+        cost_usd=usage.cost_usd,
     )

@@ -19,7 +19,9 @@ from worlds.schelling_city import PLUGIN as CITY
 @contextlib.asynccontextmanager
 async def mock_server(**settings: object) -> AsyncIterator[tuple[str, MockServer]]:
     server = MockServer(MockSettings(**settings), [CITY.text_responder])  # type: ignore[arg-type]
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        server.app(), access_log=None, handle_signals=False, shutdown_timeout=0.1
+    )
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]

@@ -13,47 +13,78 @@ class Clock:
         return self.now
 
 
+def fail(pool: EndpointPool, index: int, times: int = 1) -> None:
+    for _ in range(times):
+        lease = pool.acquire()
+        while lease.index != index:  # steer to the endpoint under test
+            pool.release(lease, healthy=None)
+            pool._endpoints[lease.index].in_flight += 1000
+            lease = pool.acquire()
+        pool.release(lease, healthy=False)
+        for endpoint in pool._endpoints:
+            endpoint.in_flight %= 1000
+
+
 def test_requests_go_to_the_least_busy_endpoint():
     pool = EndpointPool(["http://a/v1", "http://b/v1/"], clock=Clock())
     first, second, third = pool.acquire(), pool.acquire(), pool.acquire()
-    assert {first, second} == {0, 1} and third == 0
+    assert {first.index, second.index} == {0, 1} and third.index == 0
+    assert second.url == "http://b/v1" or first.url == "http://b/v1"
     pool.release(first, healthy=True)
     pool.release(third, healthy=True)
-    assert pool.acquire() == 0
-    assert pool.url(1) == "http://b/v1"
+    assert pool.acquire().index == 0
 
 
 def test_a_failing_endpoint_is_taken_out_probed_and_brought_back():
     clock = Clock()
     pool = EndpointPool(["http://a", "http://b"], eject_after=2, cooldown_s=10, clock=clock)
-    # Endpoint 1 fails twice in a row.
-    for _ in range(2):
-        pool._endpoints[1].in_flight += 1
-        pool.release(1, healthy=False)
+    fail(pool, 1, times=2)
     assert pool.healthy() == [True, False]
-    assert {pool.acquire() for _ in range(5)} == {0}
+    assert {pool.acquire().index for _ in range(5)} == {0}
     clock.now += 10
-    assert pool.healthy() == [True, True]
-    probe = [pool.acquire() for _ in range(8)]
-    assert probe.count(1) == 1, "one probe at a time"
-    pool.release(1, healthy=False)  # the probe failed: out again, for twice as long
+    leases = [pool.acquire() for _ in range(8)]
+    probes = [lease for lease in leases if lease.index == 1]
+    assert len(probes) == 1 and probes[0].probe, "one probe at a time"
+    pool.release(probes[0], healthy=False)  # the probe failed: out again, for twice as long
     clock.now += 10
     assert pool.healthy() == [True, False]
     clock.now += 10
-    assert pool.acquire() == 1  # endpoint 0 is busy with the requests above
-    pool.release(1, healthy=True)
+    probe = pool.acquire()
+    assert probe.index == 1 and probe.probe
+    pool.release(probe, healthy=True)
     assert pool.healthy() == [True, True]
+    assert not pool.acquire().probe
+
+
+def test_a_late_failure_from_before_the_ejection_does_not_count_again():
+    clock = Clock()
+    pool = EndpointPool(["http://a"], eject_after=2, cooldown_s=10, clock=clock)
+    early = pool.acquire()
+    fail(pool, 0, times=2)
+    clock.now += 10
+    probe = pool.acquire()
+    pool.release(early, healthy=False)  # sent before the ejection, ends after the cooldown
+    assert pool.healthy() == [True]
+    pool.release(probe, healthy=True)
+    assert pool._endpoints[0].failures == 0 and pool._endpoints[0].cooldown_s == 0
+
+
+def test_a_cancelled_request_says_nothing_about_health():
+    pool = EndpointPool(["http://a", "http://b"], eject_after=1, clock=Clock())
+    for _ in range(5):
+        pool.release(pool.acquire(), healthy=None)
+    assert pool.healthy() == [True, True]
+    assert [e.in_flight for e in pool._endpoints] == [0, 0]
 
 
 def test_when_every_endpoint_is_out_the_one_due_back_first_is_tried():
     clock = Clock()
     pool = EndpointPool(["http://a", "http://b"], eject_after=1, cooldown_s=10, clock=clock)
-    for index in (0, 1):
-        pool._endpoints[index].in_flight += 1
-        pool.release(index, healthy=False)
-        clock.now += 1
+    fail(pool, 0)
+    clock.now += 1
+    fail(pool, 1)
     assert pool.healthy() == [False, False]
-    assert pool.acquire() == 0
+    assert pool.acquire().index == 0
 
 
 @pytest.mark.slow
@@ -64,31 +95,16 @@ def test_a_run_routes_around_a_dead_server_in_the_fleet(tmp_path, backend):
         mock_server_process("--rate-drop", "1.0") as dead,
     ):
         result = run_cli(
-            "run",
-            str(CONFIG),
-            "-q",
-            "--backend",
-            backend,
-            "--model",
-            "mock",
-            "--endpoint",
-            dead,
-            "--endpoint",
-            good,
-            "--out",
-            str(tmp_path / "run"),
-            "--ticks",
-            "3",
-            "--agents",
-            "45",
-            "--set",
-            "world.cells_per_district=10",
-            "--set",
-            f'inference.cache_dir="{tmp_path / "cache"}"',
-            "--set",
-            "inference.backoff_base_s=0.01",
-            "--set",
-            "inference.eject_cooldown_s=60",
+            *("run", str(CONFIG), "-q", "--backend", backend, "--model", "mock"),
+            *("--endpoint", dead, "--endpoint", good, "--out", str(tmp_path / "run")),
+            *("--ticks", "3", "--agents", "45", "--set", "world.cells_per_district=10"),
+            *(
+                "--set",
+                f'inference.cache_dir="{tmp_path / "cache"}"',
+                "--set",
+                "inference.backoff_base_s=0.01",
+            ),
+            *("--set", "inference.eject_cooldown_s=60"),
         )
     assert result.returncode == 0, result.stderr
     decisions = of_kind(records(tmp_path / "run" / "log.jsonl"), "decision")

@@ -361,3 +361,56 @@ async def test_a_failed_batch_fails_each_of_its_requests():
         for r in results
     )
     assert len({id(r) for r in results}) == 4
+
+
+def test_a_key_cut_by_the_snippet_limit_leaves_no_piece_behind():
+    from engine.inference.openai_http import _status_error
+
+    key = "sk-SECRET0123456789abcdef"
+    body = ("x" * 190 + key + "y" * 50).encode()
+    error = _status_error(500, {}, body, key)
+    assert "sk-SECRET" not in error.reason and "SECRET0" not in error.reason
+
+
+def test_cache_entries_of_one_transport_setting_are_not_served_to_another(tmp_path):
+    json_on = ResponseCache(tmp_path, "openai-http|json=True")
+    json_off = ResponseCache(tmp_path, "openai-http|json=False")
+    assert json_on.key("m", request()) != json_off.key("m", request())
+
+
+async def test_a_batch_holds_only_requests_sampled_alike():
+    async with mock_server() as (url, server):
+        client = transport(url, batch_max_size=8, batch_max_wait_ms=20)
+        import msgspec
+
+        cold = [msgspec.structs.replace(request(seed=i), temperature=0.0) for i in range(3)]
+        warm = [request(seed=10 + i) for i in range(3)]
+        await asyncio.gather(*(client.complete(r) for r in cold + warm))
+        await client.aclose()
+    assert server.stats.requests == 2
+
+
+async def test_closing_does_not_wait_for_batches_nobody_awaits():
+    import time as clock
+
+    async with mock_server(rate_timeout=1.0, hang_s=30) as (url, _):
+        client = transport(url, batch_max_size=2, batch_max_wait_ms=1, timeout_s=30)
+        task = asyncio.create_task(client.complete(request()))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        started = clock.perf_counter()
+        await client.aclose()
+        assert clock.perf_counter() - started < 2
+
+
+async def test_the_token_bucket_keeps_a_debt():
+    from engine.inference.limits import TokenBucket
+
+    clock = FakeClock()
+    bucket = TokenBucket(600, clock=clock, sleep=clock.sleep)
+    await bucket.take(100)
+    clock.now += 10  # refills 100 while the request runs: the bucket is full again
+    bucket.settle(reserved=100, used=700)  # the server counted 600 more than reserved
+    assert bucket.level == pytest.approx(0.0)
+    await bucket.take(10)
+    assert clock.slept == [pytest.approx(1.0)]

@@ -17,6 +17,7 @@ def test_the_progress_line_says_what_a_user_watches():
         errors=1,
         requests=230,
         answers=210,
+        retries=20,
         tokens_in=90_000,
         tokens_out=12_000,
         cost_usd=0.4321,

@@ -70,5 +70,8 @@ def build_client(
         rng=seeds.rng("retry-jitter"),
     )
     if settings.cache:
-        client = CachedClient(client, ResponseCache(Path(settings.cache_dir)))
+        variant = f"{settings.backend}|json={settings.json_mode}"
+        if settings.batch_max_size > 1:
+            variant += f"|batch|{settings.prompt_template}"
+        client = CachedClient(client, ResponseCache(Path(settings.cache_dir), variant))
     return client

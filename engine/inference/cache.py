@@ -20,6 +20,7 @@ from engine.records import Completion, Message, Request
 
 
 class _Key(msgspec.Struct, array_like=True):
+    variant: str
     model: str
     messages: tuple[Message, ...]
     temperature: float
@@ -29,13 +30,19 @@ class _Key(msgspec.Struct, array_like=True):
 
 
 class ResponseCache:
-    def __init__(self, root: Path) -> None:
+    """``variant`` names the transport settings that shape answers beyond the request itself
+    (backend, JSON mode, batching and its prompt template): answers under one variant are never
+    served to another."""
+
+    def __init__(self, root: Path, variant: str = "") -> None:
         self.root = root
+        self.variant = variant
         self._encode = msgspec.json.Encoder().encode
         self._decode = msgspec.json.Decoder(Completion).decode
 
     def key(self, model: str, request: Request) -> str:
         material = _Key(
+            self.variant,
             model,
             request.messages,
             request.temperature,

@@ -22,6 +22,17 @@ class _Endpoint:
     out_until: float = 0.0
     cooldown_s: float = 0.0
     probing: bool = False
+    # Bumped at each ejection: a request sent before it cannot count against the endpoint
+    # again, nor vouch for it, when it ends late.
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    index: int
+    url: str
+    epoch: int
+    probe: bool
 
 
 class EndpointPool:
@@ -45,39 +56,37 @@ class EndpointPool:
     def __len__(self) -> int:
         return len(self._endpoints)
 
-    def url(self, index: int) -> str:
-        return self._endpoints[index].url
-
     def healthy(self) -> list[bool]:
         now = self._clock()
         return [e.out_until <= now for e in self._endpoints]
 
-    def acquire(self) -> int:
+    def acquire(self) -> Lease:
         now = self._clock()
         candidates = [
-            i
-            for i, e in enumerate(self._endpoints)
-            if e.out_until <= now and not (e.probing and e.in_flight > 0)
+            i for i, e in enumerate(self._endpoints) if e.out_until <= now and not e.probing
         ]
         if candidates:
             index = min(candidates, key=lambda i: self._endpoints[i].in_flight)
         else:
             index = min(range(len(self._endpoints)), key=lambda i: self._endpoints[i].out_until)
         endpoint = self._endpoints[index]
-        if endpoint.cooldown_s > 0 and endpoint.failures >= self._eject_after:
-            endpoint.probing = True  # back from a cooldown: this request is the probe
+        # Back from a cooldown: this request is the probe, and the only one until it ends.
+        probe = endpoint.failures >= self._eject_after and endpoint.out_until <= now
+        endpoint.probing = endpoint.probing or probe
         endpoint.in_flight += 1
-        return index
+        return Lease(index, endpoint.url, endpoint.epoch, probe)
 
-    def release(self, index: int, *, healthy: bool) -> None:
-        endpoint = self._endpoints[index]
+    def release(self, lease: Lease, *, healthy: bool | None) -> None:
+        """End a request; ``healthy`` is None when it ended without a verdict (cancelled)."""
+        endpoint = self._endpoints[lease.index]
         endpoint.in_flight -= 1
-        if endpoint.out_until > self._clock():
-            return  # a request sent before it was taken out: already counted against it
+        if lease.probe:
+            endpoint.probing = False
+        if lease.epoch != endpoint.epoch or healthy is None:
+            return
         if healthy:
             endpoint.failures = 0
             endpoint.cooldown_s = 0.0
-            endpoint.probing = False
             return
         endpoint.failures += 1
         if endpoint.failures >= self._eject_after:
@@ -86,4 +95,4 @@ class EndpointPool:
                 endpoint.cooldown_s * 2 if endpoint.cooldown_s else self._base_cooldown_s,
             )
             endpoint.out_until = self._clock() + endpoint.cooldown_s
-            endpoint.probing = False
+            endpoint.epoch += 1

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 
 from asyncio_throttle.throttler import Throttler
 
-from engine.inference.errors import InferenceError
 from engine.inference.layer import ClientLayer
 from engine.protocols import LLMClient
 from engine.records import Completion, Request
@@ -52,6 +51,7 @@ class TokenBucket:
 
     def settle(self, reserved: int, used: int) -> None:
         """Correct a reservation by what the server says was used (may leave a debt)."""
+        self._refill()  # else a debt would be forgiven by the refill it skipped
         self.level = min(self.capacity, self.level + min(float(reserved), self.capacity) - used)
 
 
@@ -88,9 +88,9 @@ class LimitedClient(ClientLayer):
             await self._bucket.take(reserved)
         try:
             completion = await self.inner.complete(request)
-        except InferenceError:
+        except BaseException:
             if self._bucket is not None:
-                self._bucket.settle(reserved, 0)  # a failed request used no tokens
+                self._bucket.settle(reserved, 0)  # a failed or cancelled request used none
             raise
         if self._bucket is not None:
             self._bucket.settle(reserved, completion.tokens_in + completion.tokens_out)

@@ -2,9 +2,8 @@
 
 litellm is imported on first use (it takes about 2 s), with its cost map read from the package
 (``LITELLM_LOCAL_MODEL_COST_MAP``) so importing it never reaches the network. Its own retries are
-off: agora's retry layer owns retries, so every attempt is counted once. With an endpoint and a
-model name without a provider prefix, the model is addressed as ``openai/<name>`` at that
-OpenAI-compatible endpoint.
+off: agora's retry layer owns retries, so every attempt is counted once. With endpoints, the
+model is asked at those OpenAI-compatible servers under its own name (``Qwen/Qwen2.5-7B``).
 """
 
 from __future__ import annotations
@@ -70,19 +69,13 @@ class LiteLLMClient:
     def model(self) -> str:
         return self._model
 
-    def _route(self) -> tuple[str, int | None]:
-        if self._pool is None:
-            return self._model, None
-        model = self._model if "/" in self._model else f"openai/{self._model}"
-        return model, self._pool.acquire()
-
     async def complete(self, request: Request) -> Completion:
         if self._litellm is None:
             self._litellm = import_litellm()
         litellm = self._litellm
-        model, index = self._route()
+        lease = self._pool.acquire() if self._pool is not None else None
         arguments: dict[str, Any] = {
-            "model": model,
+            "model": self._model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
@@ -92,25 +85,29 @@ class LiteLLMClient:
             "num_retries": 0,
             "drop_params": True,  # a provider without `seed` or JSON mode still answers
         }
-        if index is not None and self._pool is not None:
-            arguments["api_base"] = self._pool.url(index)
+        if lease is not None:
+            arguments["api_base"] = lease.url
             arguments["api_key"] = self._api_key or "no-key"
+            if not self._model.startswith("openai/"):
+                # A vLLM model name such as "Qwen/Qwen2.5-7B" is not a litellm provider prefix.
+                arguments["custom_llm_provider"] = "openai"
         elif self._api_key:
             arguments["api_key"] = self._api_key
         if self._json_mode and request.json_answer:
             arguments["response_format"] = {"type": "json_object"}
         started = time.perf_counter()
-        healthy = True
+        verdict: bool | None = None  # stays None if the caller cancels: no word on health
         try:
             response = await litellm.acompletion(**arguments)
+            verdict = True
         except Exception as exc:
             error = _as_inference_error(exc, self._api_key)
             # A 429 or a 4xx comes from a live server; resets, timeouts and 5xx do not.
-            healthy = not error.retryable or getattr(exc, "status_code", None) == 429
+            verdict = not error.retryable or getattr(exc, "status_code", None) == 429
             raise error from None
         finally:
-            if index is not None and self._pool is not None:
-                self._pool.release(index, healthy=healthy)
+            if lease is not None and self._pool is not None:
+                self._pool.release(lease, healthy=verdict)
         latency = time.perf_counter() - started
         try:
             text = response.choices[0].message.content
@@ -143,9 +140,10 @@ def _as_inference_error(exc: Exception, secret: str | None) -> InferenceError:
     name = type(exc).__name__
     status = getattr(exc, "status_code", None)
     retryable = name in _RETRYABLE_NAMES or status in _RETRYABLE_STATUS
-    message = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+    message = str(getattr(exc, "message", "") or exc)
     if secret:
-        message = message.replace(secret, "[redacted]")
+        message = message.replace(secret, "[redacted]")  # before cutting, so no piece survives
+    message = (message.splitlines() or ["no message"])[0][:200]
     prefix = f"HTTP {status}" if isinstance(status, int) else name
     if name in {"AuthenticationError", "PermissionDeniedError"}:
         message = "the provider refused the credentials (check the API key variable)"

@@ -233,7 +233,9 @@ async def serve(
     host: str, port: int, server: MockServer, ready: asyncio.Event | None = None
 ) -> None:
     """Serve until cancelled; prints the bound address (port 0 picks a free one)."""
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        server.app(), access_log=None, handle_signals=False, shutdown_timeout=0.1
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

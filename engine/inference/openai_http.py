@@ -162,33 +162,36 @@ class OpenAIHTTPClient:
     async def _post(self, path: str, body: bytes, decode: Any) -> tuple[Any, float]:
         """POST to the least busy healthy endpoint; the decoded body and the latency."""
         session = self._open()
-        index = self._pool.acquire()
+        lease = self._pool.acquire()
         started = time.perf_counter()
-        healthy = False
+        verdict: bool | None = None  # stays None if the caller cancels: no word on health
         try:
             try:
-                async with session.post(f"{self._pool.url(index)}/{path}", data=body) as response:
+                async with session.post(f"{lease.url}/{path}", data=body) as response:
                     payload = await response.read()
                     status = response.status
                     if status != 200:
-                        healthy = status < 500  # a 429 or a 4xx comes from a live server
+                        verdict = status < 500  # a 429 or a 4xx comes from a live server
                         raise _status_error(status, response.headers, payload, self._api_key)
             except TimeoutError:
+                verdict = False
                 raise InferenceError(
                     f"no answer within {self._timeout_s:g} s", retryable=True
                 ) from None
             except aiohttp.ClientError as exc:
+                verdict = False
                 raise InferenceError(
                     f"connection failed: {type(exc).__name__}", retryable=True
                 ) from None
             try:
                 decoded = decode(payload)
             except msgspec.DecodeError:
+                verdict = False  # a server sending garbage is not one to keep asking
                 raise InferenceError("malformed response body", retryable=True) from None
-            healthy = True
+            verdict = True
             return decoded, time.perf_counter() - started
         finally:
-            self._pool.release(index, healthy=healthy)
+            self._pool.release(lease, healthy=verdict)
 
     async def complete(self, request: Request) -> Completion:
         if self._batch_max_size > 1:
@@ -220,6 +223,8 @@ class OpenAIHTTPClient:
     def _enqueue(self, request: Request) -> asyncio.Future[Completion]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Completion] = loop.create_future()
+        if self._waiting and _sampling(self._waiting[0][0]) != _sampling(request):
+            self._flush()  # one batch is sampled one way: different settings go in the next
         self._waiting.append((request, future))
         if len(self._waiting) >= self._batch_max_size:
             self._flush()
@@ -290,6 +295,10 @@ class OpenAIHTTPClient:
     async def aclose(self) -> None:
         if self._waiting:
             self._flush()
+        # At a normal end every batch has been answered; after an interruption nobody waits
+        # for the rest, so they are cancelled rather than awaited to their timeout.
+        for task in self._sending:
+            task.cancel()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
         if self._session is not None:
@@ -297,11 +306,16 @@ class OpenAIHTTPClient:
             self._session = None
 
 
+def _sampling(request: Request) -> tuple[float, bool]:
+    return request.temperature, request.json_answer
+
+
 def _status_error(status: int, headers: Any, payload: bytes, secret: str | None) -> InferenceError:
     retry_after = _retry_after(headers.get("Retry-After"))
-    detail = payload[:_SNIPPET].decode("utf-8", "replace").strip()
+    detail = payload.decode("utf-8", "replace")
     if secret:
-        detail = detail.replace(secret, "[redacted]")
+        detail = detail.replace(secret, "[redacted]")  # before cutting, so no piece survives
+    detail = detail[:_SNIPPET].strip()
     if status == 401 or status == 403:
         reason = f"HTTP {status}: the server refused the credentials (check the API key variable)"
     elif status == 404:

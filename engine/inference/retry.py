@@ -19,7 +19,7 @@ from engine.inference.layer import ClientLayer
 from engine.protocols import LLMClient
 from engine.records import Completion, Request
 
-# A server asking for more than this is treated as down for now; the request fails.
+# The longest Retry-After honoured; a server asking for more is retried after this.
 _LONGEST_RETRY_AFTER_S = 300.0
 
 
