@@ -21,7 +21,9 @@ from engine.inference.mock_server import MockServer, MockSettings, serve
 from engine.plugins import available, load_plugin
 from engine.progress import ProgressBar
 from engine.records import TickEnd
+from engine.replay import Replayer, ReplayError, read_run
 from engine.runner import SUMMARY_NAME, RunPlan, RunSummary, execute, plan_run
+from engine.tick_view import render_tick
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -37,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="check a config without running it")
     _config_arguments(check)
+
+    replay = commands.add_parser(
+        "replay", help="rebuild a run from its log, check every digest, show a tick"
+    )
+    replay.add_argument("run_dir", type=Path, help="a run directory (or its log.jsonl)")
+    replay.add_argument("--tick", type=int, help="show the state at the end of this tick")
+    replay.add_argument("--agent", type=int, action="append", help="only this agent's decisions")
 
     mock = commands.add_parser(
         "mock-server", help="serve an OpenAI-compatible mock model with latency and faults"
@@ -224,10 +233,39 @@ def _mock_server(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        logged = read_run(args.run_dir)
+        replayer = Replayer(logged)
+        last = logged.last_tick
+        if args.tick is not None and not 0 <= args.tick <= last:
+            print(
+                f"agora replay: --tick {args.tick}: the log holds ticks 0 to {last}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        target = last if args.tick is None else args.tick
+        replayer.advance_to(target)
+    except ReplayError as exc:
+        print(f"agora replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.tick is None:
+        status = logged.end.status if logged.end else "unfinished (no end record)"
+        print(
+            f"agora replay: {logged.path}: {last + 1} ticks replayed from the log alone, "
+            f"every state digest matches; run {status}"
+        )
+        return EXIT_OK
+    print(render_tick(replayer, args.tick, set(args.agent or [])))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "mock-server":
         return _mock_server(args)
+    if args.command == "replay":
+        return _replay(args)
     try:
         plan = plan_run(args.config, _overrides(args), now=datetime.now(UTC))
     except ConfigError as exc:

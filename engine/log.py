@@ -68,7 +68,17 @@ def read_log(path: Path, *, allow_torn_tail: bool = False) -> Iterator[AnyRecord
     A last line without its newline is what a crash mid-write leaves; it is skipped when
     ``allow_torn_tail`` is set and is an error otherwise.
     """
-    with open(path, "rb") as file:
+    for _, record in read_numbered(path, allow_torn_tail=allow_torn_tail):
+        yield record
+
+
+def read_numbered(path: Path, *, allow_torn_tail: bool = False) -> Iterator[tuple[int, AnyRecord]]:
+    """``read_log`` with each record's line number, for errors that point at a line."""
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise LogFormatError(f"{path}: no such log") from None
+    with file:
         data = file.read()
     lines = data.split(b"\n")
     torn = lines.pop()  # empty when the file ends with a newline
@@ -79,6 +89,8 @@ def read_log(path: Path, *, allow_torn_tail: bool = False) -> Iterator[AnyRecord
             raise LogFormatError(f"{path}:{number}: not an agora log record ({exc})") from None
         if number == 1 and record.__struct_config__.tag != "run":
             raise LogFormatError(f"{path}:1: an agora log starts with a 'run' header record")
-        yield record
+        yield number, record
+    if not lines and torn:
+        raise LogFormatError(f"{path}:1: the run header is incomplete (torn write)")
     if torn and not allow_torn_tail:
         raise LogFormatError(f"{path}:{len(lines) + 1}: the last record is incomplete (torn write)")

@@ -177,6 +177,8 @@ class WorldParts:
 class WorldPlugin(Protocol):
     name: str
     config_type: type[Any]
+    # The type of the world's actions, to read them back from a log.
+    action_type: type[Any]
 
     def build(self, config: Any, seeds: Seeds) -> WorldParts: ...
 

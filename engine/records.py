@@ -116,6 +116,8 @@ class Decision(LogRecord, tag="decision"):
     cached: bool
     latency_s: float
     cost_usd: float = 0.0
+    # The answer's fields that policies read (board posts and likes), so replay needs no parsing.
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Post(LogRecord, tag="post"):

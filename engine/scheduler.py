@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from engine.protocols import Policy, World
 from engine.records import AgentId, TickEnd
 from engine.turns import TickTally, TurnRunner
 
@@ -43,10 +44,10 @@ class Scheduler(Protocol):
     async def run(self, first_tick: int, ticks: int) -> None: ...
 
 
-def state_digest(runner: TurnRunner, tick: int) -> str:
+def state_digest(world: World, policies: Sequence[Policy], tick: int) -> str:
     """The world's digest combined with every policy's, so the board is part of the state."""
-    digest = hashlib.blake2b(runner.world.digest(tick).encode(), digest_size=16)
-    for policy in runner.policies:
+    digest = hashlib.blake2b(world.digest(tick).encode(), digest_size=16)
+    for policy in policies:
         digest.update(policy.name.encode())
         digest.update(policy.digest().encode())
     return digest.hexdigest()
@@ -69,7 +70,7 @@ def _close_tick(
         errors=tally.errors,
         metrics=runner.world.metrics(tick),
         policies=policies,
-        digest=state_digest(runner, tick),
+        digest=state_digest(runner.world, runner.policies, tick),
         wall_s=round(wall_s, 6),
     )
     runner.log.append(record)

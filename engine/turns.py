@@ -239,6 +239,7 @@ class TurnRunner:
             cached=all_cached and usage.answers > 0,
             latency_s=round(latency, 6),
             cost_usd=usage.cost_usd,
+            fields=parsed.fields if parsed is not None else {},
         )
         return decision, records
 

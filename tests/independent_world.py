@@ -104,6 +104,7 @@ class CounterOffline:
 class CounterPlugin:
     name = "counter"
     config_type = CounterConfig
+    action_type = Add
 
     def build(self, config: Any, seeds: Any) -> WorldParts:
         return WorldParts(

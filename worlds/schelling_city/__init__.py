@@ -11,12 +11,13 @@ from worlds.schelling_city.config import SchellingConfig
 from worlds.schelling_city.mock import CityTextResponder
 from worlds.schelling_city.offline import RuleResidents
 from worlds.schelling_city.prompts import CityPrompts
-from worlds.schelling_city.world import SchellingCity
+from worlds.schelling_city.world import Relocation, SchellingCity
 
 
 class SchellingCityPlugin:
     name = "schelling_city"
     config_type = SchellingConfig
+    action_type = Relocation
     # The mock server answers this world's prompts with it.
     text_responder = CityTextResponder()
 

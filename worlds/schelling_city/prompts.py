@@ -93,6 +93,22 @@ class CityPrompts:
         self._options_text[view.district] = (view.options, text)
         return text
 
+    def render_state(self) -> str:
+        """The city as a map of districts (3 × 3 by default) with their populations."""
+        layout = self.city.describe()["layout"]
+        rows, columns = layout
+        capacity = self.city.capacity
+        cells = [
+            f"D{i + 1}: {int(n):>3} ({int(n) / capacity:.2f})"
+            for i, n in enumerate(self.city.populations)
+        ]
+        width = max(len(c) for c in cells)
+        lines = []
+        for row in range(rows):
+            chunk = cells[row * columns : (row + 1) * columns]
+            lines.append(" | ".join(c.ljust(width) for c in chunk))
+        return "\n".join(lines)
+
     def answer_fields(self) -> Sequence[AnswerField]:
         return ANSWER_FIELDS
 

@@ -1,0 +1,165 @@
+"""Rebuild a run from its log alone: the world, the policies and the agents' memories, tick by tick.
+
+Nothing is asked of a model. The header holds the resolved config and the seed; each tick's
+decisions hold the actions and the policy fields; re-applying them with the run's own seeded
+streams must give the digest the tick record holds, or the log was edited or the world is not
+deterministic, and ``ReplayError`` names the file and line.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.config import ConfigError, InferenceSection, check
+from engine.log import LOG_NAME, LogFormatError, read_numbered
+from engine.plugins import load_plugin
+from engine.protocols import Agent, Policy, World, WorldPrompts
+from engine.records import AgentId, Decision, Like, Post, RunEnd, RunHeader, TickEnd
+from engine.scheduler import state_digest
+from engine.seeding import Seeds
+
+
+class ReplayError(ValueError):
+    pass
+
+
+@dataclass
+class LoggedRun:
+    """A run's log, read once and indexed by tick."""
+
+    path: Path
+    header: RunHeader
+    decisions: dict[int, list[Decision]] = field(default_factory=lambda: defaultdict(list))
+    ticks: dict[int, tuple[int, TickEnd]] = field(default_factory=dict)
+    posts: dict[int, list[Post]] = field(default_factory=lambda: defaultdict(list))
+    likes: dict[int, list[Like]] = field(default_factory=lambda: defaultdict(list))
+    end: RunEnd | None = None
+    lines: int = 0
+    torn: bool = False
+
+    @property
+    def last_tick(self) -> int:
+        """The last tick whose record was written (-1: none)."""
+        return max(self.ticks, default=-1)
+
+
+def read_run(run: Path) -> LoggedRun:
+    """Read ``run`` (a run directory or its log file); a torn last line is noted, not fatal."""
+    path = run / LOG_NAME if run.is_dir() else run
+    if not path.exists():
+        raise ReplayError(f"{path}: no such log (is {run} a run directory?)")
+    numbered = read_numbered(path, allow_torn_tail=True)
+    try:
+        first = next(numbered, None)
+        if first is None:
+            raise ReplayError(f"{path}: empty; an agora log starts with a 'run' header record")
+        _, header = first
+        assert isinstance(header, RunHeader)
+        logged = LoggedRun(path=path, header=header)
+        for number, record in numbered:
+            logged.lines = number
+            if isinstance(record, Decision):
+                logged.decisions[record.tick].append(record)
+            elif isinstance(record, TickEnd):
+                logged.ticks[record.tick] = (number, record)
+            elif isinstance(record, Post):
+                logged.posts[record.tick].append(record)
+            elif isinstance(record, Like):
+                logged.likes[record.tick].append(record)
+            elif isinstance(record, RunEnd):
+                logged.end = record
+    except LogFormatError as exc:
+        raise ReplayError(str(exc)) from None
+    logged.torn = not path.read_bytes().endswith(b"\n")
+    return logged
+
+
+class Replayer:
+    """Steps a rebuilt run forward; ``tick`` is the last tick applied (-1 before the first)."""
+
+    def __init__(self, logged: LoggedRun) -> None:
+        self.logged = logged
+        header = logged.header
+        config = header.config
+        try:
+            self.world_plugin = load_plugin("world", header.world, "world.kind")
+            world_config = check(config["world"], self.world_plugin.config_type, "world")
+            agent_plugin = load_plugin("agents", str(config["agents"].get("kind", "llm")), "agents")
+            agent_config = check(config["agents"], agent_plugin.config_type, "agents")
+            self.seeds = Seeds(header.seed)
+            parts = self.world_plugin.build(world_config, self.seeds)
+            self.policies: list[Policy] = []
+            for name, section in config.get("policies", {}).items():
+                if not section.get("enabled", True):
+                    continue
+                plugin = load_plugin("policy", str(section["kind"]), f"policies.{name}")
+                settings = {k: v for k, v in section.items() if k != "enabled"}
+                policy_config = check(settings, plugin.config_type, f"policies.{name}")
+                self.policies.append(plugin.build(policy_config, self.seeds, name))
+        except (ConfigError, KeyError) as exc:
+            raise ReplayError(
+                f"{logged.path}:1: the run header cannot be rebuilt ({exc})"
+            ) from None
+        self.world: World = parts.world
+        self.prompts: WorldPrompts = parts.prompts
+        try:
+            sampling = check(config.get("inference", {}), InferenceSection, "inference")
+        except ConfigError as exc:
+            raise ReplayError(
+                f"{logged.path}:1: the run header cannot be rebuilt ({exc})"
+            ) from None
+        self.agents: dict[AgentId, Agent] = agent_plugin.build(
+            agent_config, self.world.agent_ids(), self.prompts, self.policies, sampling
+        )
+        self.tick = -1
+
+    def step(self) -> TickEnd:
+        """Apply the next tick from the log and check its digest against the recorded one."""
+        tick = self.tick + 1
+        if tick not in self.logged.ticks:
+            raise ReplayError(f"{self.logged.path}: the log has no record of tick {tick}")
+        line, recorded = self.logged.ticks[tick]
+        decisions = self.logged.decisions.get(tick, [])
+        action_type = self.world_plugin.action_type
+        actions: dict[AgentId, Any] = {}
+        for decision in decisions:
+            for policy in self.policies:
+                view = policy.view(decision.agent, tick)
+                if decision.valid:
+                    policy.absorb(tick, decision.agent, decision.fields, view)
+            if decision.valid:
+                actions[decision.agent] = msgspec.convert(decision.action, action_type)
+        if self.world.independent:
+            for agent, action in sorted(actions.items()):
+                rng = self.seeds.rng("conflicts", tick, agent)
+                self._remember(tick, self.world.apply(tick, {agent: action}, rng))
+        else:
+            ordered = dict(sorted(actions.items()))
+            self._remember(tick, self.world.apply(tick, ordered, self.seeds.rng("conflicts", tick)))
+        for policy in self.policies:
+            policy.end_tick(tick)
+        digest = state_digest(self.world, self.policies, tick)
+        if digest != recorded.digest:
+            raise ReplayError(
+                f"{self.logged.path}:{line}: tick {tick} replays to digest {digest}, but the log "
+                f"records {recorded.digest}: the log was changed, or the world is not deterministic"
+            )
+        self.tick = tick
+        return recorded
+
+    def advance_to(self, tick: int) -> None:
+        while self.tick < tick:
+            self.step()
+
+    def _remember(self, tick: int, outcomes: dict[AgentId, Any]) -> None:
+        for agent, outcome in outcomes.items():
+            self.agents[agent].remember(tick, outcome)
+
+
+def _unbuildable(path: Path, exc: Exception) -> ReplayError:
+    return ReplayError(f"{path}:1: the run header cannot be rebuilt ({exc})")
