@@ -22,7 +22,8 @@ from engine.plugins import available, load_plugin
 from engine.progress import ProgressBar
 from engine.records import TickEnd
 from engine.replay import Replayer, ReplayError, read_run
-from engine.runner import SUMMARY_NAME, RunPlan, RunSummary, execute, plan_run
+from engine.resume import ResumeError, prepare_resume
+from engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
 from engine.tick_view import render_tick
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -39,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="check a config without running it")
     _config_arguments(check)
+
+    resume = commands.add_parser("resume", help="continue a run that stopped, to its end")
+    resume.add_argument("run_dir", type=Path, help="the run's directory")
+    resume.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
     replay = commands.add_parser(
         "replay", help="rebuild a run from its log, check every digest, show a tick"
@@ -169,18 +174,20 @@ def _print_summary(summary: RunSummary) -> None:
         print("  final:   " + "  ".join(f"{k} {v:g}" for k, v in scalars.items()))
 
 
-async def _run_until_signalled(plan: RunPlan, quiet: bool) -> RunSummary:
+async def _run_until_signalled(
+    plan: RunPlan, quiet: bool, resume: Resumption | None = None
+) -> RunSummary:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
         # SIGTERM (docker stop, a cluster's scheduler) ends the run like Ctrl-C: cleanly.
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     if quiet or not sys.stderr.isatty():
-        return await execute(plan, on_tick=None if quiet else _tick_logger())
+        return await execute(plan, on_tick=None if quiet else _tick_logger(), resume=resume)
     progress = ProgressBar(sys.stderr)
     refresher = asyncio.create_task(progress.keep_fresh())
     try:
-        return await execute(plan, on_tick=progress.on_tick, on_start=progress.start)
+        return await execute(plan, on_tick=progress.on_tick, on_start=progress.start, resume=resume)
     finally:
         refresher.cancel()
         progress.close()
@@ -233,6 +240,21 @@ def _mock_server(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resume(args: argparse.Namespace) -> int:
+    try:
+        plan, resumption = prepare_resume(args.run_dir)
+    except (ReplayError, ResumeError) as exc:
+        print(f"agora resume: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"agora resume: {plan.run_id}: state rebuilt to tick {resumption.first_tick - 1}, "
+        f"{len(resumption.reuse)} logged decisions reused; going on from tick "
+        f"{resumption.first_tick}",
+        file=sys.stderr,
+    )
+    return _run_to_end(plan, args.quiet, resumption)
+
+
 def _replay(args: argparse.Namespace) -> int:
     try:
         logged = read_run(args.run_dir)
@@ -266,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _mock_server(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "resume":
+        return _resume(args)
     try:
         plan = plan_run(args.config, _overrides(args), now=datetime.now(UTC))
     except ConfigError as exc:
@@ -275,14 +299,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agora: {args.config} is valid; it would write to {plan.out_dir}")
         return EXIT_OK
 
-    _configure_logging(args.quiet)
+    return _run_to_end(plan, args.quiet)
+
+
+def _run_to_end(plan: RunPlan, quiet: bool, resume: Resumption | None = None) -> int:
+    _configure_logging(quiet)
     try:
-        summary = _event_loop_runner(_run_until_signalled(plan, args.quiet))
+        summary = _event_loop_runner(_run_until_signalled(plan, quiet, resume))
     except ConfigError as exc:  # found while building, before anything was written
         print(f"agora: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, asyncio.CancelledError):
-        print(f"agora: interrupted; the log so far is in {plan.out_dir}", file=sys.stderr)
+        print(
+            f"agora: interrupted; the log so far is in {plan.out_dir} "
+            f"(continue with: agora resume {plan.out_dir})",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except OSError as exc:
         print(f"agora: {exc}", file=sys.stderr)

@@ -25,10 +25,12 @@ class LogFormatError(ValueError):
 class RunLogWriter:
     """Appends records to a new log file; refuses to touch a file that already exists."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, append: bool = False) -> None:
         self.path = path
         # Unbuffered: each record reaches the OS in one write as soon as it is appended.
-        self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
+        # A new run creates its log ("x": never over an existing one); a resumed run appends.
+        mode = "ab" if append else "xb"
+        self._file = open(path, mode, buffering=0)  # noqa: SIM115 - closed by close()/__exit__
         self._encoder = msgspec.json.Encoder()
         self._buffer = bytearray()
         self.records = 0

@@ -146,6 +146,15 @@ class TickEnd(LogRecord, tag="tick"):
     wall_s: float
 
 
+class Resumed(LogRecord, tag="resume"):
+    """A run picked up again after it stopped: from which tick, reusing how many decisions."""
+
+    tick: int
+    reused: int
+    dropped_torn_line: bool
+    started_at: str
+
+
 class RunEnd(LogRecord, tag="end"):
     ticks: int
     decisions: int
@@ -160,4 +169,4 @@ class RunEnd(LogRecord, tag="end"):
     cost_usd: float = 0.0
 
 
-AnyRecord = RunHeader | Decision | Post | Like | TickEnd | RunEnd
+AnyRecord = RunHeader | Decision | Post | Like | TickEnd | Resumed | RunEnd

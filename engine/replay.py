@@ -105,6 +105,7 @@ class Replayer:
             raise ReplayError(
                 f"{logged.path}:1: the run header cannot be rebuilt ({exc})"
             ) from None
+        self.parts = parts
         self.world: World = parts.world
         self.prompts: WorldPrompts = parts.prompts
         try:

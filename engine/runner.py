@@ -8,6 +8,7 @@ Nothing here is global: clocks and the run's seed are passed in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import platform
 import time
@@ -34,8 +35,8 @@ from engine.config import (
 from engine.inference.build import build_client
 from engine.log import LOG_NAME, RunLogWriter
 from engine.plugins import load_plugin
-from engine.protocols import LLMClient, Policy
-from engine.records import RunEnd, RunHeader, TickEnd
+from engine.protocols import Agent, LLMClient, Policy, WorldParts
+from engine.records import AgentId, LogRecord, Resumed, RunEnd, RunHeader, TickEnd
 from engine.scheduler import (
     FreeRunningScheduler,
     LockstepScheduler,
@@ -43,7 +44,7 @@ from engine.scheduler import (
     TickHook,
 )
 from engine.seeding import Seeds
-from engine.turns import Pricing, RunTotals, TurnRunner
+from engine.turns import Pricing, RunTotals, TurnResult, TurnRunner
 
 SUMMARY_NAME = "summary.json"
 _log = structlog.get_logger("agora.run")
@@ -105,8 +106,37 @@ def plan_run(
     environ: Mapping[str, str] | None = None,
 ) -> RunPlan:
     raw = apply_overrides(read_toml(config_path), overrides)
-    config = load_run_config(raw, os.environ if environ is None else environ)
+    parts = _resolve(raw, os.environ if environ is None else environ)
+    config = parts.config
+    run_id = f"{config.run.name}-seed{config.run.seed}-{now.strftime('%Y%m%d-%H%M%S')}"
+    if config.run.out:
+        out_dir = Path(config.run.out)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputExistsError(f"run.out: {out_dir} is a file, not a directory")
+        if (out_dir / LOG_NAME).exists():
+            raise OutputExistsError(
+                f"run.out: {out_dir} already holds a run ({LOG_NAME}); runs are never "
+                "overwritten: pick another --out, or `agora resume` it"
+            )
+        run_id = out_dir.name or run_id
+    else:
+        out_dir = out_root / config.run.name / run_id
+        suffix = 2
+        while out_dir.exists():
+            out_dir = out_root / config.run.name / f"{run_id}-{suffix}"
+            suffix += 1
+        run_id = out_dir.name
+    return dataclasses.replace(parts, out_dir=out_dir, run_id=run_id)
 
+
+def plan_resumed(resolved: dict[str, Any], run_dir: Path, run_id: str) -> RunPlan:
+    """The plan of a run being resumed, from the resolved config its log header holds."""
+    return dataclasses.replace(_resolve(resolved, os.environ), out_dir=run_dir, run_id=run_id)
+
+
+def _resolve(raw: dict[str, Any], environ: Mapping[str, str]) -> RunPlan:
+    """Check the config and find its plugins; the output directory is left to the caller."""
+    config = load_run_config(raw, environ)
     world_plugin = load_plugin("world", str(config.world["kind"]), "world.kind")
     world_config = check(config.world, world_plugin.config_type, "world")
     agent_plugin = load_plugin("agents", str(config.agents.get("kind", "llm")), "agents.kind")
@@ -142,25 +172,6 @@ def plan_run(
     }
     for plan in policies:
         resolved["policies"][plan.name] = {"enabled": True, **to_builtins(plan.config)}
-
-    run_id = f"{config.run.name}-seed{config.run.seed}-{now.strftime('%Y%m%d-%H%M%S')}"
-    if config.run.out:
-        out_dir = Path(config.run.out)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OutputExistsError(f"run.out: {out_dir} is a file, not a directory")
-        if (out_dir / LOG_NAME).exists():
-            raise OutputExistsError(
-                f"run.out: {out_dir} already holds a run ({LOG_NAME}); runs are never "
-                "overwritten: pick another --out"
-            )
-        run_id = out_dir.name or run_id
-    else:
-        out_dir = out_root / config.run.name / run_id
-        suffix = 2
-        while out_dir.exists():
-            out_dir = out_root / config.run.name / f"{run_id}-{suffix}"
-            suffix += 1
-        run_id = out_dir.name
     return RunPlan(
         config=config,
         resolved=resolved,
@@ -169,8 +180,51 @@ def plan_run(
         agent_plugin=agent_plugin,
         agent_config=agent_config,
         policies=tuple(policies),
-        out_dir=out_dir,
-        run_id=run_id,
+        out_dir=Path(),
+        run_id="",
+    )
+
+
+@dataclasses.dataclass
+class Resumption:
+    """What a stopped run's log gives back: its state at the last tick it closed, the turns
+    of later ticks it already logged, and the records those turns still owe the log."""
+
+    seeds: Seeds
+    parts: WorldParts
+    policies: list[Policy]
+    agents: dict[AgentId, Agent]
+    first_tick: int
+    totals: RunTotals
+    reuse: dict[tuple[int, AgentId], TurnResult]
+    records: list[LogRecord]
+    dropped_torn_line: bool
+
+
+def _write_header(
+    log: RunLogWriter,
+    plan: RunPlan,
+    client: LLMClient,
+    parts: WorldParts,
+    now: Callable[[], datetime],
+) -> None:
+    config = plan.config
+    world_info = parts.world.describe()
+    if config.inference.backend == "offline":
+        world_info["offline"] = parts.offline.describe()
+    log.append(
+        RunHeader(
+            run_id=plan.run_id,
+            seed=config.run.seed,
+            config=plan.resolved,
+            backend=client.backend,
+            model=client.model,
+            versions=_versions(),
+            world=str(config.world["kind"]),
+            world_info=world_info,
+            scheduler="free-running" if parts.world.independent else "lockstep",
+            started_at=now().isoformat(timespec="seconds"),
+        )
     )
 
 
@@ -192,23 +246,31 @@ async def execute(
     on_tick: TickHook | None = None,
     client: LLMClient | None = None,
     on_start: Callable[[RunTotals, int], None] | None = None,
+    resume: Resumption | None = None,
 ) -> RunSummary:
-    """Run the plan to its end. ``client`` replaces the configured backend (tests inject one)."""
+    """Run the plan to its end. ``client`` replaces the configured backend (tests inject one);
+    ``resume`` carries the state rebuilt from the log of a run that stopped."""
     clock = clock or time.perf_counter
     config = plan.config
-    seeds = Seeds(config.run.seed)
-    parts = plan.world_plugin.build(plan.world_config, seeds)
-    world = parts.world
-    if world.independent and plan.policies:
-        names = ", ".join(p.name for p in plan.policies)
-        raise ConfigError(
-            f"policies.{plan.policies[0].name}: {plan.config.world['kind']} runs its agents "
-            f"independently, so shared policies ({names}) cannot apply; disable them"
+    if resume is None:
+        seeds = Seeds(config.run.seed)
+        parts = plan.world_plugin.build(plan.world_config, seeds)
+        if parts.world.independent and plan.policies:
+            names = ", ".join(p.name for p in plan.policies)
+            raise ConfigError(
+                f"policies.{plan.policies[0].name}: {plan.config.world['kind']} runs its agents "
+                f"independently, so shared policies ({names}) cannot apply; disable them"
+            )
+        policies: list[Policy] = [p.plugin.build(p.config, seeds, p.name) for p in plan.policies]
+        agents = plan.agent_plugin.build(
+            plan.agent_config, parts.world.agent_ids(), parts.prompts, policies, config.inference
         )
-    policies: list[Policy] = [p.plugin.build(p.config, seeds, p.name) for p in plan.policies]
-    agents = plan.agent_plugin.build(
-        plan.agent_config, world.agent_ids(), parts.prompts, policies, config.inference
-    )
+        first_tick, totals = 0, RunTotals()
+    else:
+        seeds, parts = resume.seeds, resume.parts
+        policies, agents = resume.policies, resume.agents
+        first_tick, totals = resume.first_tick, resume.totals
+    world = parts.world
     if client is None:
         client = build_client(config.inference, parts.offline, policies, seeds, os.environ)
 
@@ -223,24 +285,20 @@ async def execute(
             on_tick(record)
 
     status, reason = "completed", None
-    with RunLogWriter(log_path) as log:
-        world_info = world.describe()
-        if config.inference.backend == "offline":
-            world_info["offline"] = parts.offline.describe()
-        log.append(
-            RunHeader(
-                run_id=plan.run_id,
-                seed=config.run.seed,
-                config=plan.resolved,
-                backend=client.backend,
-                model=client.model,
-                versions=_versions(),
-                world=str(config.world["kind"]),
-                world_info=world_info,
-                scheduler="free-running" if world.independent else "lockstep",
-                started_at=now().isoformat(timespec="seconds"),
+    with RunLogWriter(log_path, append=resume is not None) as log:
+        if resume is not None:
+            log.append(
+                Resumed(
+                    tick=first_tick,
+                    reused=len(resume.reuse),
+                    dropped_torn_line=resume.dropped_torn_line,
+                    started_at=now().isoformat(timespec="seconds"),
+                )
             )
-        )
+            for record in resume.records:
+                log.append(record)
+        else:
+            _write_header(log, plan, client, parts, now)
         log.sync()
         inference = config.inference
         runner = TurnRunner(
@@ -253,6 +311,7 @@ async def execute(
             max_reasks=inference.max_reasks,
             pricing=Pricing(inference.usd_per_mtok_in, inference.usd_per_mtok_out),
             clock=clock,
+            totals=totals,
         )
         budget = Budget(tokens=inference.budget_tokens, usd=inference.budget_usd)
         scheduler_type = FreeRunningScheduler if world.independent else LockstepScheduler
@@ -262,11 +321,12 @@ async def execute(
             on_tick=tick_done,
             clock=clock,
             should_stop=lambda: budget.exceeded(runner.totals),
+            reuse=resume.reuse if resume is not None else {},
         )
         if on_start is not None:
             on_start(runner.totals, config.run.ticks)
         try:
-            await scheduler.run(0, config.run.ticks)
+            await scheduler.run(first_tick, config.run.ticks)
         except RunStoppedError as stop:
             status, reason = "stopped", stop.reason
         except asyncio.CancelledError:
@@ -279,7 +339,7 @@ async def execute(
             await client.aclose()
             totals = runner.totals
             wall = clock() - started
-            ticks_done = last_tick[0].tick + 1 if last_tick else 0
+            ticks_done = last_tick[0].tick + 1 if last_tick else first_tick
             log.append(
                 RunEnd(
                     ticks=ticks_done,

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ import structlog
 
 from engine.protocols import Policy, World
 from engine.records import AgentId, TickEnd
-from engine.turns import TickTally, TurnRunner
+from engine.turns import TickTally, TurnResult, TurnRunner
 
 _log = structlog.get_logger("agora.scheduler")
 
@@ -90,6 +90,8 @@ class LockstepScheduler:
     on_tick: TickHook | None = None
     clock: Callable[[], float] = time.perf_counter
     should_stop: StopCheck | None = None
+    # Turns already decided and logged before a crash: applied again, never asked again.
+    reuse: Mapping[tuple[int, AgentId], TurnResult] = field(default_factory=dict)
     name: str = "lockstep"
 
     async def run(self, first_tick: int, ticks: int) -> None:
@@ -105,7 +107,13 @@ class LockstepScheduler:
         active = runner.world.active_agents(tick, runner.seeds.rng("activation", tick))
         actions: dict[AgentId, Any] = {}
         tally = TickTally()
-        pending: Iterator[AgentId] = iter(active)
+        for agent_id in active:
+            reused = self.reuse.get((tick, agent_id))
+            if reused is not None:
+                tally.add(reused.status)
+                if reused.action is not None:
+                    actions[agent_id] = reused.action
+        pending: Iterator[AgentId] = iter([a for a in active if (tick, a) not in self.reuse])
 
         async def worker() -> None:
             # Workers share one iterator: at most `concurrency` turns in flight, no task per agent.
@@ -135,6 +143,7 @@ class FreeRunningScheduler:
     on_tick: TickHook | None = None
     clock: Callable[[], float] = time.perf_counter
     should_stop: StopCheck | None = None
+    reuse: Mapping[tuple[int, AgentId], TurnResult] = field(default_factory=dict)
     name: str = "free-running"
     _active: dict[int, frozenset[AgentId]] = field(default_factory=dict)
 
@@ -174,8 +183,12 @@ class FreeRunningScheduler:
                     stopped.append(reason)
                     return  # turns under way finish; no new one starts
                 if self._is_active(tick, agent_id):
-                    async with slots:
-                        result = await runner.take(tick, agent_id)
+                    reused = self.reuse.get((tick, agent_id))
+                    if reused is not None:
+                        result = reused
+                    else:
+                        async with slots:
+                            result = await runner.take(tick, agent_id)
                     tallies[tick].add(result.status)
                     actions = {agent_id: result.action} if result.action is not None else {}
                     rng = runner.seeds.rng("conflicts", tick, agent_id)
