@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +19,13 @@ import structlog
 from engine import __version__
 from engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
 from engine.inference.mock_server import MockServer, MockSettings, serve
+from engine.log import LogFormatError
+from engine.pictures import write_frames
 from engine.plugins import available, load_plugin
 from engine.progress import ProgressBar
 from engine.records import TickEnd
 from engine.replay import Replayer, ReplayError, read_run
+from engine.report import write_report
 from engine.resume import ResumeError, prepare_resume
 from engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
 from engine.tick_view import render_tick
@@ -41,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check a config without running it")
     _config_arguments(check)
 
+    report = commands.add_parser("report", help="summarise a run as markdown with figures")
+    report.add_argument("run_dir", type=Path, help="the run's directory")
+
     resume = commands.add_parser("resume", help="continue a run that stopped, to its end")
     resume.add_argument("run_dir", type=Path, help="the run's directory")
     resume.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
@@ -49,8 +56,14 @@ def _parser() -> argparse.ArgumentParser:
         "replay", help="rebuild a run from its log, check every digest, show a tick"
     )
     replay.add_argument("run_dir", type=Path, help="a run directory (or its log.jsonl)")
-    replay.add_argument("--tick", type=int, help="show the state at the end of this tick")
+    show = replay.add_mutually_exclusive_group()
+    show.add_argument("--tick", type=int, help="show the state at the end of this tick")
+    show.add_argument("--play", action="store_true", help="step through the ticks one by one")
+    show.add_argument("--frames", type=Path, metavar="DIR", help="write a PNG per tick and run.gif")
     replay.add_argument("--agent", type=int, action="append", help="only this agent's decisions")
+    replay.add_argument(
+        "--delay", type=float, default=0.5, help="seconds between ticks with --play (0: Enter)"
+    )
 
     mock = commands.add_parser(
         "mock-server", help="serve an OpenAI-compatible mock model with latency and faults"
@@ -267,10 +280,17 @@ def _replay(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         target = last if args.tick is None else args.tick
-        replayer.advance_to(target)
+        if args.tick is not None or (args.frames is None and not args.play):
+            replayer.advance_to(target)
     except ReplayError as exc:
         print(f"agora replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.frames is not None:
+        frames = write_frames(replayer, args.frames, last_tick=target)
+        print(f"agora replay: {len(frames)} frames and run.gif written to {args.frames}")
+        return EXIT_OK
+    if args.play:
+        return _play(replayer, target, args.delay, set(args.agent or []))
     if args.tick is None:
         status = logged.end.status if logged.end else "unfinished (no end record)"
         print(
@@ -282,6 +302,25 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _play(replayer: Replayer, last: int, delay: float, agents: set[int]) -> int:
+    interactive = delay <= 0 and sys.stdin.isatty()
+    try:
+        while replayer.tick < last:
+            replayer.step()
+            print(render_tick(replayer, replayer.tick, agents or {-1}), flush=True)
+            print("-" * 72, flush=True)
+            if interactive:
+                input("Enter for the next tick, Ctrl-C to stop ")
+            elif delay > 0:
+                time.sleep(delay)
+    except ReplayError as exc:
+        print(f"agora replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "mock-server":
@@ -290,6 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args)
     if args.command == "resume":
         return _resume(args)
+    if args.command == "report":
+        try:
+            path = write_report(args.run_dir)
+        except (ReplayError, LogFormatError, OSError) as exc:
+            print(f"agora report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"agora report: written to {path}")
+        return EXIT_OK
     try:
         plan = plan_run(args.config, _overrides(args), now=datetime.now(UTC))
     except ConfigError as exc:

@@ -35,6 +35,8 @@ def load_run(path: str | Path) -> RunFrames:
     log = Path(path)
     if log.is_dir():
         log = log / LOG_NAME
+    if not log.is_file():
+        raise LogFormatError(f"{log}: no such log (is {path} a run directory?)")
     data = log.read_bytes()
     lines = data.split(b"\n")
     if lines and lines[-1] != b"":

@@ -134,3 +134,46 @@ def test_load_run_gives_one_frame_per_record_kind(tmp_path):
     assert set(cells.to_series().to_list()) <= {f"{p}{s}" for p in "-0+" for s in "-0+"}
     assert frames.posts.height > 0 and {"post_id", "author", "text"} <= set(frames.posts.columns)
     assert frames.likes.height > 0
+
+
+def test_frames_write_a_png_per_tick_and_an_animated_gif(tmp_path):
+    from PIL import Image
+
+    run = finished_run(tmp_path)
+    result = run_cli("replay", str(run), "--frames", str(tmp_path / "frames"))
+    assert result.returncode == 0, result.stderr
+    pngs = sorted((tmp_path / "frames").glob("tick_*.png"))
+    assert [p.name for p in pngs] == [f"tick_{t:05d}.png" for t in range(6)]
+    with Image.open(tmp_path / "frames" / "run.gif") as gif:
+        assert gif.n_frames == 6
+
+
+def test_play_steps_through_every_tick(tmp_path):
+    run = finished_run(tmp_path)
+    result = run_cli("replay", str(run), "--play", "--delay", "0")
+    assert result.returncode == 0, result.stderr
+    assert [f"Tick {t} of" in result.stdout for t in range(6)] == [True] * 6
+
+
+def test_report_summarises_a_run_with_figures(tmp_path):
+    run = finished_run(
+        tmp_path, **{"inference.offline.invalid_rate": 0.2, "inference.max_reasks": 0}
+    )
+    result = run_cli("report", str(run))
+    assert result.returncode == 0, result.stderr
+    report = (run / "report" / "report.md").read_text()
+    for section in (
+        "## Metrics over ticks",
+        "| poa |",
+        "## matrix (summed over the run)",
+        "## Decisions",
+        "Most common reasons an answer was invalid:",
+        "## Final state",
+        "Run status: completed.",
+    ):
+        assert section in report
+    assert "offline behavioural model" in report
+    for figure in ("metrics.png", "matrix.png", "decisions.png", "final_state.png"):
+        assert (run / "report" / figure).stat().st_size > 1000
+    result = run_cli("report", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "no such log" in result.stderr

@@ -10,6 +10,7 @@ from engine.seeding import Seeds
 from worlds.schelling_city.config import SchellingConfig
 from worlds.schelling_city.mock import CityTextResponder
 from worlds.schelling_city.offline import RuleResidents
+from worlds.schelling_city.picture import draw_city
 from worlds.schelling_city.prompts import CityPrompts
 from worlds.schelling_city.world import Relocation, SchellingCity
 
@@ -20,6 +21,10 @@ class SchellingCityPlugin:
     action_type = Relocation
     # The mock server answers this world's prompts with it.
     text_responder = CityTextResponder()
+
+    def draw(self, world: Any, ax: Any) -> None:
+        """The city at the current state, on a matplotlib axes (frames and reports)."""
+        draw_city(world, ax)
 
     def build(self, config: Any, seeds: Seeds) -> WorldParts:
         city = SchellingCity(config, seeds.rng("world-init"))
