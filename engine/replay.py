@@ -48,8 +48,9 @@ class LoggedRun:
         return max(self.ticks, default=-1)
 
 
-def read_run(run: Path) -> LoggedRun:
+def read_run(run: str | Path) -> LoggedRun:
     """Read ``run`` (a run directory or its log file); a torn last line is noted, not fatal."""
+    run = Path(run)
     path = run / LOG_NAME if run.is_dir() else run
     if not path.exists():
         raise ReplayError(f"{path}: no such log (is {run} a run directory?)")
