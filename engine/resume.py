@@ -68,6 +68,7 @@ def prepare_resume(run_dir: Path) -> tuple[RunPlan, Resumption]:
         reuse=reuse,
         records=owed,
         dropped_torn_line=dropped,
+        last_tick=logged.ticks[logged.last_tick][1] if logged.last_tick >= 0 else None,
     )
 
 

@@ -199,6 +199,7 @@ class Resumption:
     reuse: dict[tuple[int, AgentId], TurnResult]
     records: list[LogRecord]
     dropped_torn_line: bool
+    last_tick: TickEnd | None = None
 
 
 def _write_header(
@@ -270,6 +271,7 @@ async def execute(
         seeds, parts = resume.seeds, resume.parts
         policies, agents = resume.policies, resume.agents
         first_tick, totals = resume.first_tick, resume.totals
+    decided_before = totals.decisions
     world = parts.world
     if client is None:
         client = build_client(config.inference, parts.offline, policies, seeds, os.environ)
@@ -277,7 +279,7 @@ async def execute(
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.out_dir / LOG_NAME
     started = clock()
-    last_tick: list[TickEnd] = []
+    last_tick: list[TickEnd] = [resume.last_tick] if resume and resume.last_tick else []
 
     def tick_done(record: TickEnd) -> None:
         last_tick[:] = [record]
@@ -373,7 +375,10 @@ async def execute(
                 billed_tokens=totals.billed_tokens,
                 cost_usd=round(totals.cost_usd, 6),
                 wall_s=round(wall, 3),
-                decisions_per_s=round(totals.decisions / wall, 1) if wall > 0 else 0.0,
+                # This session's pace: decisions a resumed run took from its log are not counted.
+                decisions_per_s=(
+                    round((totals.decisions - decided_before) / wall, 1) if wall > 0 else 0.0
+                ),
                 final_metrics=last_tick[0].metrics if last_tick else {},
                 reason=reason,
             )
