@@ -19,7 +19,7 @@ import structlog
 from engine import __version__
 from engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
 from engine.inference.mock_server import MockServer, MockSettings, serve
-from engine.log import LogFormatError
+from engine.log import LogBusyError, LogFormatError
 from engine.pictures import write_frames
 from engine.plugins import available, load_plugin
 from engine.progress import ProgressBar
@@ -273,6 +273,9 @@ def _replay(args: argparse.Namespace) -> int:
         logged = read_run(args.run_dir)
         replayer = Replayer(logged)
         last = logged.last_tick
+        if last < 0 and (args.tick is not None or args.frames is not None or args.play):
+            print(f"agora replay: {logged.path}: no tick was closed yet", file=sys.stderr)
+            return EXIT_USAGE
         if args.tick is not None and not 0 <= args.tick <= last:
             print(
                 f"agora replay: --tick {args.tick}: the log holds ticks 0 to {last}",
@@ -363,6 +366,9 @@ def _run_to_end(plan: RunPlan, quiet: bool, resume: Resumption | None = None) ->
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except LogBusyError as exc:
+        print(f"agora: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"agora: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -43,6 +43,8 @@ def load_run(path: str | Path) -> RunFrames:
         lines.pop()  # torn last line
     else:
         lines = lines[:-1]
+    if not lines and data:
+        raise LogFormatError(f"{log}:1: the run header is incomplete (torn write)")
     if not lines or not lines[0].startswith(b'{"kind":"run"'):
         raise LogFormatError(f"{log}:1: an agora log starts with a 'run' header record")
     groups: dict[str, list[bytes]] = {kind: [] for kind in _KINDS}

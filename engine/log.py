@@ -6,8 +6,10 @@ tick's tail. ``read_log`` names the file and line of anything that is not an ago
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -22,24 +24,62 @@ class LogFormatError(ValueError):
     pass
 
 
-class RunLogWriter:
-    """Appends records to a new log file; refuses to touch a file that already exists."""
+class LogBusyError(OSError):
+    """Another process is writing this run's log."""
 
-    def __init__(self, path: Path, *, append: bool = False) -> None:
+
+class RunLogWriter:
+    """Appends records to a run's log, holding an exclusive lock on it while open.
+
+    ``create`` writes the header to a temporary file and links it into place, so a log either
+    does not exist or starts with a whole header, and an existing log is never overwritten.
+    """
+
+    def __init__(
+        self, path: Path, *, append: bool = False, header: LogRecord | None = None
+    ) -> None:
         self.path = path
-        # Unbuffered: each record reaches the OS in one write as soon as it is appended.
-        # A new run creates its log ("x": never over an existing one); a resumed run appends.
-        mode = "ab" if append else "xb"
-        self._file = open(path, mode, buffering=0)  # noqa: SIM115 - closed by close()/__exit__
         self._encoder = msgspec.json.Encoder()
         self._buffer = bytearray()
         self.records = 0
+        if not append:
+            if header is None:
+                raise ValueError("a new log starts with its header")
+            self._create(header)
+        # Unbuffered and O_APPEND: each record reaches the OS in one write, always at the end.
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise LogBusyError(f"{path}: another agora process is writing this run") from None
+
+    def _create(self, header: LogRecord) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".log-", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(self._encoder.encode(header) + b"\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(temporary, self.path)  # fails if a log is already there: never overwritten
+        finally:
+            os.unlink(temporary)
+        self.records = 1
 
     def append(self, record: LogRecord) -> None:
-        self._encoder.encode_into(record, self._buffer)
-        self._buffer.extend(b"\n")
-        self._file.write(self._buffer)
-        self.records += 1
+        self.append_many((record,))
+
+    def append_many(self, records: Iterable[LogRecord]) -> None:
+        """Write records in one write, so a kill leaves all of them or none."""
+        self._buffer.clear()
+        count = 0
+        for record in records:
+            self._encoder.encode_into(record, self._buffer, -1)
+            self._buffer.extend(b"\n")
+            count += 1
+        if count:
+            self._file.write(self._buffer)
+            self.records += count
 
     def sync(self) -> None:
         os.fsync(self._file.fileno())
@@ -59,6 +99,16 @@ class RunLogWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def check_not_busy(path: Path) -> None:
+    """Raise ``LogBusyError`` if another process holds the run's log open for writing."""
+    with open(path, "ab") as file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LogBusyError(f"{path}: another agora process is writing this run") from None
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
 _decoder: msgspec.json.Decoder[AnyRecord] = msgspec.json.Decoder(AnyRecord)

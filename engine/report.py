@@ -27,7 +27,7 @@ def write_report(run_dir: Path) -> Path:
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     header = frames.header
-    ticks = frames.ticks.sort("tick")
+    ticks = frames.ticks.sort("tick") if frames.ticks.height else frames.ticks
     decisions = frames.decisions
     lines = [
         f"# Run {header['run_id']}",

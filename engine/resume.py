@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from engine.config import ConfigError
+from engine.log import LogBusyError, check_not_busy
 from engine.records import Decision, Like, LogRecord
 from engine.replay import Replayer, read_run
 from engine.runner import Resumption, RunPlan, plan_resumed
@@ -29,7 +30,10 @@ def prepare_resume(run_dir: Path) -> tuple[RunPlan, Resumption]:
     logged = read_run(run_dir)
     if logged.end is not None and logged.end.status == "completed" and not logged.torn:
         raise ResumeError(f"{logged.path}: the run already completed; nothing to resume")
-    dropped = _cut_torn_line(logged.path) if logged.torn else False
+    try:
+        check_not_busy(logged.path)
+    except LogBusyError as exc:
+        raise ResumeError(str(exc)) from None
 
     replayer = Replayer(logged)
     replayer.advance_to(logged.last_tick)
@@ -37,6 +41,8 @@ def prepare_resume(run_dir: Path) -> tuple[RunPlan, Resumption]:
         plan = plan_resumed(logged.header.config, logged.path.parent, logged.header.run_id)
     except ConfigError as exc:
         raise ResumeError(f"{logged.path}:1: {exc}") from None
+    # Only now, with the state rebuilt and every digest checked, is the log touched.
+    dropped = _cut_torn_line(logged.path) if logged.torn else False
 
     action_type = replayer.world_plugin.action_type
     logged_likes = {
@@ -69,6 +75,12 @@ def prepare_resume(run_dir: Path) -> tuple[RunPlan, Resumption]:
         records=owed,
         dropped_torn_line=dropped,
         last_tick=logged.ticks[logged.last_tick][1] if logged.last_tick >= 0 else None,
+        posts_logged=frozenset(
+            (post.tick, post.post_id)
+            for tick, posts in logged.posts.items()
+            if tick > logged.last_tick
+            for post in posts
+        ),
     )
 
 

@@ -200,32 +200,27 @@ class Resumption:
     records: list[LogRecord]
     dropped_torn_line: bool
     last_tick: TickEnd | None = None
+    posts_logged: frozenset[tuple[int, int]] = frozenset()
 
 
-def _write_header(
-    log: RunLogWriter,
-    plan: RunPlan,
-    client: LLMClient,
-    parts: WorldParts,
-    now: Callable[[], datetime],
-) -> None:
+def _header(
+    plan: RunPlan, client: LLMClient, parts: WorldParts, now: Callable[[], datetime]
+) -> RunHeader:
     config = plan.config
     world_info = parts.world.describe()
     if config.inference.backend == "offline":
         world_info["offline"] = parts.offline.describe()
-    log.append(
-        RunHeader(
-            run_id=plan.run_id,
-            seed=config.run.seed,
-            config=plan.resolved,
-            backend=client.backend,
-            model=client.model,
-            versions=_versions(),
-            world=str(config.world["kind"]),
-            world_info=world_info,
-            scheduler="free-running" if parts.world.independent else "lockstep",
-            started_at=now().isoformat(timespec="seconds"),
-        )
+    return RunHeader(
+        run_id=plan.run_id,
+        seed=config.run.seed,
+        config=plan.resolved,
+        backend=client.backend,
+        model=client.model,
+        versions=_versions(),
+        world=str(config.world["kind"]),
+        world_info=world_info,
+        scheduler="free-running" if parts.world.independent else "lockstep",
+        started_at=now().isoformat(timespec="seconds"),
     )
 
 
@@ -287,20 +282,16 @@ async def execute(
             on_tick(record)
 
     status, reason = "completed", None
-    with RunLogWriter(log_path, append=resume is not None) as log:
+    header = None if resume is not None else _header(plan, client, parts, now)
+    with RunLogWriter(log_path, append=resume is not None, header=header) as log:
         if resume is not None:
-            log.append(
-                Resumed(
-                    tick=first_tick,
-                    reused=len(resume.reuse),
-                    dropped_torn_line=resume.dropped_torn_line,
-                    started_at=now().isoformat(timespec="seconds"),
-                )
+            resumed = Resumed(
+                tick=first_tick,
+                reused=len(resume.reuse),
+                dropped_torn_line=resume.dropped_torn_line,
+                started_at=now().isoformat(timespec="seconds"),
             )
-            for record in resume.records:
-                log.append(record)
-        else:
-            _write_header(log, plan, client, parts, now)
+            log.append_many([resumed, *resume.records])
         log.sync()
         inference = config.inference
         runner = TurnRunner(
@@ -314,6 +305,7 @@ async def execute(
             pricing=Pricing(inference.usd_per_mtok_in, inference.usd_per_mtok_out),
             clock=clock,
             totals=totals,
+            posts_logged=resume.posts_logged if resume is not None else frozenset(),
         )
         budget = Budget(tokens=inference.budget_tokens, usd=inference.budget_usd)
         scheduler_type = FreeRunningScheduler if world.independent else LockstepScheduler

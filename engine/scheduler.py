@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from engine.protocols import Policy, World
-from engine.records import AgentId, TickEnd
+from engine.records import AgentId, LogRecord, TickEnd
 from engine.turns import TickTally, TurnResult, TurnRunner
 
 _log = structlog.get_logger("agora.scheduler")
@@ -57,10 +57,11 @@ def _close_tick(
     runner: TurnRunner, tick: int, tally: TickTally, wall_s: float, on_tick: TickHook | None
 ) -> None:
     policies: dict[str, Any] = {}
+    closing: list[LogRecord] = []
     for policy in runner.policies:
         records, metrics = policy.end_tick(tick)
-        for policy_record in records:
-            runner.log.append(policy_record)
+        # A resumed run may have logged this tick's posts before it was killed.
+        closing.extend(r for r in records if not runner.logged_before(r))
         policies[policy.name] = metrics
     record = TickEnd(
         tick=tick,
@@ -73,7 +74,8 @@ def _close_tick(
         digest=state_digest(runner.world, runner.policies, tick),
         wall_s=round(wall_s, 6),
     )
-    runner.log.append(record)
+    # One write: a kill leaves the tick's closing records and its tick record together, or none.
+    runner.log.append_many([*closing, record])
     runner.log.sync()
     if on_tick is not None:
         on_tick(record)

@@ -26,6 +26,7 @@ from engine.records import (
     LogRecord,
     Message,
     Parsed,
+    Post,
     Turn,
 )
 from engine.seeding import Seeds
@@ -133,6 +134,11 @@ class TurnRunner:
     pricing: Pricing = field(default_factory=Pricing)
     clock: Callable[[], float] = time.perf_counter
     totals: RunTotals = field(default_factory=RunTotals)
+    # Posts a stopped run logged for ticks it did not close: (tick, post id), not logged again.
+    posts_logged: frozenset[tuple[int, int]] = frozenset()
+
+    def logged_before(self, record: LogRecord) -> bool:
+        return isinstance(record, Post) and (record.tick, record.post_id) in self.posts_logged
 
     async def take(self, tick: int, agent_id: AgentId) -> TurnResult:
         """Run one agent's turn; whatever goes wrong is recorded, never raised to the tick."""

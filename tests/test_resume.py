@@ -110,3 +110,37 @@ def test_a_stopped_run_resumes_and_a_completed_one_is_left_alone(tmp_path, unbro
     assert run_cli("run", str(CONFIG), "-q", "--ticks", "2", "--out", str(done)).returncode == 0
     result = run_cli("resume", str(done))
     assert result.returncode == 2 and "already completed; nothing to resume" in result.stderr
+
+
+def test_posts_logged_before_a_crash_are_not_logged_again(tmp_path, unbroken):
+    """Cut the log between tick 3's posts and its tick record, as a crash could, then resume."""
+    out = tmp_path / "run"
+    out.mkdir()
+    lines = unbroken.read_bytes().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if line.startswith(b'{"kind":"tick","tick":3,'))
+    assert lines[cut - 1].startswith(b'{"kind":"post","tick":3,'), (
+        "posts come right before the tick"
+    )
+    (out / "log.jsonl").write_bytes(b"".join(lines[:cut]))
+    result = run_cli("resume", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    posts = [(p["tick"], p["post_id"]) for p in of_kind(records(out / "log.jsonl"), "post")]
+    assert len(posts) == len(set(posts))
+    assert sorted(posts) == sorted(
+        (p["tick"], p["post_id"]) for p in of_kind(records(unbroken), "post")
+    )
+    assert digests(out / "log.jsonl") == digests(unbroken)
+
+
+def test_a_run_that_closed_no_tick_still_reports_and_resumes(tmp_path, unbroken):
+    out = tmp_path / "run"
+    out.mkdir()
+    lines = unbroken.read_bytes().splitlines(keepends=True)
+    (out / "log.jsonl").write_bytes(b"".join(lines[:40]))  # the header and some of tick 0
+    result = run_cli("report", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "unfinished (no end record" in (out / "report" / "report.md").read_text()
+    result = run_cli("replay", str(out), "--tick", "0")
+    assert result.returncode == 2 and "no tick was closed yet" in result.stderr
+    assert run_cli("resume", str(out), "-q").returncode == 0
+    assert digests(out / "log.jsonl") == digests(unbroken)
