@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -28,6 +29,18 @@ from engine.replay import Replayer, ReplayError, read_run
 from engine.report import write_report
 from engine.resume import ResumeError, prepare_resume
 from engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
+from engine.sweep import (
+    MANIFEST_NAME,
+    Manifest,
+    RunOutcome,
+    SweepRun,
+    is_sweep_dir,
+    plan_sweep,
+    run_sweep,
+    state_of,
+    summary_line,
+)
+from engine.sweep_report import write_sweep_report
 from engine.tick_view import render_tick
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run an experiment from a config file")
     _config_arguments(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+    sweep = commands.add_parser(
+        "sweep", help="run an experiment's models × conditions × seeds, each a resumable run"
+    )
+    _config_arguments(sweep, sweep=True)
+    sweep.add_argument("--parallel", type=int, help="runs in flight at once (sweep.parallel)")
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="check every run's config and list the runs"
+    )
 
     check = commands.add_parser("check", help="check a config without running it")
     _config_arguments(check)
@@ -94,14 +116,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "config", type=Path, help="a TOML run config, e.g. runs/schelling_city.toml"
-    )
+def _config_arguments(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    if sweep:
+        parser.add_argument(
+            "config", type=Path, help="a TOML sweep config, e.g. runs/schelling_altruism.toml"
+        )
+        parser.add_argument("-q", "--quiet", action="store_true", help="no line per run")
+    else:
+        parser.add_argument(
+            "config", type=Path, help="a TOML run config, e.g. runs/schelling_city.toml"
+        )
     parser.add_argument("--ticks", type=int, help="number of ticks (run.ticks)")
     parser.add_argument("--agents", type=int, help="number of agents (world.agents)")
-    parser.add_argument("--seed", type=int, help="the run's seed (run.seed)")
-    parser.add_argument("--out", help="output directory; must not hold a run (run.out)")
+    if sweep:
+        parser.add_argument("--out", help="the sweep's directory (sweep.out)")
+    else:
+        parser.add_argument("--seed", type=int, help="the run's seed (run.seed)")
+        parser.add_argument("--out", help="output directory; must not hold a run (run.out)")
     parser.add_argument("--backend", help="inference backend (inference.backend)")
     parser.add_argument("--model", help="model name (inference.model)")
     parser.add_argument(
@@ -128,7 +159,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         key, value = parse_assignment(assignment)
         overrides[key] = value
     for flag, path in FLAG_FIELDS.items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is not None:
             overrides[path] = value
     return overrides
@@ -332,10 +363,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args)
     if args.command == "resume":
         return _resume(args)
+    if args.command == "sweep":
+        return _sweep(args)
     if args.command == "report":
         try:
-            path = write_report(args.run_dir)
-        except (ReplayError, LogFormatError, OSError) as exc:
+            if is_sweep_dir(args.run_dir):
+                path = write_sweep_report(args.run_dir)
+            else:
+                path = write_report(args.run_dir)
+        except (ReplayError, LogFormatError, ConfigError, OSError) as exc:
             print(f"agora report: {exc}", file=sys.stderr)
             return EXIT_USAGE
         print(f"agora report: written to {path}")
@@ -350,6 +386,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
     return _run_to_end(plan, args.quiet)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
+    overrides.pop("run.out", None)
+    try:
+        plan = plan_sweep(args.config, overrides, out=args.out)
+        if args.parallel is not None:
+            if args.parallel < 1:
+                raise ConfigError("--parallel: expected a whole number ≥ 1")
+            plan = dataclasses.replace(
+                plan, section=msgspec.structs.replace(plan.section, parallel=args.parallel)
+            )
+    except ConfigError as exc:
+        print(f"agora sweep: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    section = plan.section
+    print(
+        f"agora sweep: {plan.name}: {len(section.models)} models × {len(section.conditions)} "
+        f"conditions × {len(section.seeds)} seeds = {len(plan.runs)} runs in {plan.out_dir}",
+        file=sys.stderr,
+    )
+    if args.dry_run:
+        for run in plan.runs:
+            print(f"  {run.label}: {state_of(run.plan.out_dir)} -> {run.plan.out_dir}")
+        return EXIT_OK
+    _configure_logging(quiet=True)
+
+    def on_run_done(index: int, total: int, run: SweepRun, outcome: RunOutcome) -> None:
+        if not args.quiet:
+            print(f"agora sweep: {summary_line(index, total, run, outcome)}", file=sys.stderr)
+
+    async def go() -> Manifest:
+        task = asyncio.current_task()
+        if task is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run_sweep(plan, on_run_done=on_run_done)
+
+    try:
+        manifest = _event_loop_runner(go())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(
+            f"agora sweep: interrupted; run the same command again to finish "
+            f"(completed runs are skipped, stopped ones resumed): agora sweep {args.config}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    failed = [r for r in manifest.runs if r.status in ("failed", "stopped")]
+    print(
+        f"agora sweep: {plan.name}: {len(manifest.runs) - len(failed)} of {len(manifest.runs)} "
+        f"runs done; manifest {plan.out_dir / MANIFEST_NAME}; "
+        f"report with: agora report {plan.out_dir}"
+    )
+    for outcome in failed:
+        print(
+            f"agora sweep: {outcome.model}/{outcome.condition}/seed{outcome.seed} "
+            f"{outcome.status}: {outcome.detail}",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _run_to_end(plan: RunPlan, quiet: bool, resume: Resumption | None = None) -> int:

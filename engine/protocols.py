@@ -96,9 +96,18 @@ class OfflineBehaviour(Protocol):
     """The seeded behavioural model that stands in for a model on the offline backend."""
 
     def decide(
-        self, agent_id: AgentId, observation: Any, rng: np.random.Generator
+        self,
+        agent_id: AgentId,
+        observation: Any,
+        rng: np.random.Generator,
+        signals: Mapping[str, float],
     ) -> tuple[dict[str, Any], str]:
-        """Return the answer's world fields (reasoning included) and the agent's stance label."""
+        """Return the answer's world fields (reasoning included) and the agent's stance label.
+
+        ``signals`` is what the policies' views say, reduced to the share of what the agent sees
+        that speaks for each stance (e.g. ``{"altruist": 0.3}``), so a model of social
+        influence can react to a message board without knowing its types.
+        """
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -131,6 +140,10 @@ class Policy(Protocol):
         self, agent_id: AgentId, view: Any, stance: str, rng: np.random.Generator
     ) -> dict[str, Any]:
         """What the offline behavioural model writes in this policy's fields."""
+        ...
+
+    def offline_signals(self, view: Any) -> Mapping[str, float]:
+        """The share of this view that speaks for each stance, for the offline model."""
         ...
 
     def digest(self) -> str: ...

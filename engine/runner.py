@@ -129,6 +129,14 @@ def plan_run(
     return dataclasses.replace(parts, out_dir=out_dir, run_id=run_id)
 
 
+def plan_at(
+    raw: dict[str, Any], out_dir: Path, run_id: str, environ: Mapping[str, str] | None = None
+) -> RunPlan:
+    """The plan of a run whose output directory is chosen by the caller (a sweep)."""
+    parts = _resolve(raw, os.environ if environ is None else environ)
+    return dataclasses.replace(parts, out_dir=out_dir, run_id=run_id)
+
+
 def plan_resumed(resolved: dict[str, Any], run_dir: Path, run_id: str) -> RunPlan:
     """The plan of a run being resumed, from the resolved config its log header holds."""
     return dataclasses.replace(_resolve(resolved, os.environ), out_dir=run_dir, run_id=run_id)

@@ -40,6 +40,9 @@ OFFLINE_POSTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# A post counts for the stance whose offline texts hold it; other texts (a model's) count for none.
+_STANCE_OF_POST = {text: stance for stance, texts in OFFLINE_POSTS.items() for text in texts}
+
 
 class OfflinePosting(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     post_probability: Probability = 0.3
@@ -236,6 +239,17 @@ class MessageBoard:
         if likes:
             fields["likes"] = likes
         return fields
+
+    def offline_signals(self, view: Any) -> dict[str, float]:
+        board: BoardView | None = view
+        if board is None or not board.posts:
+            return {}
+        counts = {stance: 0 for stance in OFFLINE_POSTS}
+        for post in board.posts:
+            stance = _STANCE_OF_POST.get(post.text)
+            if stance is not None:
+                counts[stance] += 1
+        return {stance: count / len(board.posts) for stance, count in counts.items() if count}
 
     def digest(self) -> str:
         digest = hashlib.blake2b(digest_size=16)

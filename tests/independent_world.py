@@ -94,7 +94,7 @@ class CounterPrompts:
 
 
 class CounterOffline:
-    def decide(self, agent_id, observation, rng):
+    def decide(self, agent_id, observation, rng, signals):
         return {"reasoning": "one more", "amount": int(rng.integers(1, 4))}, "counter"
 
     def describe(self):

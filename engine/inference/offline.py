@@ -68,7 +68,11 @@ class OfflineClient:
     def _answer(self, request: Request, rng: np.random.Generator) -> str:
         turn = request.turn
         assert turn is not None
-        fields, stance = self._behaviour.decide(turn.agent_id, turn.observation, rng)
+        signals: dict[str, float] = {}
+        for policy in self._policies:
+            for stance_name, share in policy.offline_signals(turn.views.get(policy.name)).items():
+                signals[stance_name] = signals.get(stance_name, 0.0) + share
+        fields, stance = self._behaviour.decide(turn.agent_id, turn.observation, rng, signals)
         for policy in self._policies:
             fields.update(
                 policy.offline_fields(turn.agent_id, turn.views.get(policy.name), stance, rng)

@@ -21,6 +21,8 @@ class SchellingCityPlugin:
     action_type = Relocation
     # The mock server answers this world's prompts with it.
     text_responder = CityTextResponder()
+    # What a sweep report draws over ticks and tables at equilibrium.
+    report_metrics = ("poa", "gini", "altruistic_share", "egoistic_share")
 
     def draw(self, world: Any, ax: Any) -> None:
         """The city at the current state, on a matplotlib axes (frames and reports)."""

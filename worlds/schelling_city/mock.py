@@ -22,6 +22,12 @@ _OPTION = re.compile(
     r"\(change ([+-][\d.]+)\); city welfare change ([+-][\d.]+)(?:<\|im_end\|>)?$",
     re.M,
 )
+# The "welfare_first" framing lists the city's change first.
+_OPTION_WELFARE_FIRST = re.compile(
+    r"^- move to district (\d+) \(\d+ residents\): city welfare change ([+-][\d.]+); "
+    r"your own gain ([+-][\d.]+) \(satisfaction [\d.]+\)(?:<\|im_end\|>)?$",
+    re.M,
+)
 _RESIDENT = re.compile(r"You are resident #(\d+)")
 _POST = re.compile(r"^\[post (\d+), \d+ likes?\]", re.M)
 
@@ -35,9 +41,14 @@ class CityTextResponder:
         resident = _RESIDENT.search(prompt)
         altruist = resident is not None and int(resident.group(1)) % 5 == 0
         best: tuple[float, int, float, float] | None = None
-        for match in _OPTION.finditer(prompt):
-            district = int(match.group(1))
-            personal, system = float(match.group(3)), float(match.group(4))
+        options = [
+            (int(m.group(1)), float(m.group(3)), float(m.group(4)))
+            for m in _OPTION.finditer(prompt)
+        ] + [
+            (int(m.group(1)), float(m.group(3)), float(m.group(2)))
+            for m in _OPTION_WELFARE_FIRST.finditer(prompt)
+        ]
+        for district, personal, system in options:
             gain = system if altruist else personal
             if gain > 1e-9 and (best is None or gain > best[0]):
                 best = (gain, district, personal, system)

@@ -3,10 +3,16 @@
 An egoist weighs each choice by its change in personal utility, an altruist by its change in
 system utility; with temperature T the choice is a softmax over the gains, with T = 0 the best
 gain is taken if it is positive. The reasoning text states the numbers the choice was made on.
+
+Two more knobs make the experiment's archetypes reachable offline: ``board_susceptibility`` lets
+an egoist take up the board's call for the common good (the Adaptive Egoist: altruistic acts
+rise with the board), and ``inertia`` staggers decisions so that altruists settle on the optimum
+instead of overshooting together (the Altruistic Optimizer, board or not).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,6 +21,8 @@ from worlds.schelling_city.config import OfflineMix
 from worlds.schelling_city.world import CityView
 
 EGOIST, ALTRUIST = "egoist", "altruist"
+# An egoist who, this once, weighs the choice by the city's welfare because the board asked.
+PERSUADED = "persuaded"
 
 
 class RuleResidents:
@@ -34,29 +42,49 @@ class RuleResidents:
             "model": "rule residents (Grauwin/Jensen)",
             "temperature": self.mix.temperature,
             "altruist_fraction": self.mix.altruist_fraction,
+            "board_susceptibility": self.mix.board_susceptibility,
+            "inertia": self.mix.inertia,
+            "anticipation": self.mix.anticipation,
             "altruists": altruists,
         }
 
     def decide(
-        self, agent_id: int, observation: Any, rng: np.random.Generator
+        self,
+        agent_id: int,
+        observation: Any,
+        rng: np.random.Generator,
+        signals: Mapping[str, float],
     ) -> tuple[dict[str, Any], str]:
         view: CityView = observation
         stance = self.stances[agent_id]
+        mix = self.mix
+        # Draws are made whether or not a knob is set, so turning one leaves the others' streams.
+        pause, persuaded = rng.random(), rng.random()
+        if pause < mix.inertia:
+            return {"reasoning": _pause_reason(view), "action": "stay"}, stance
+        criterion = stance
+        if stance == EGOIST and persuaded < mix.board_susceptibility * signals.get(ALTRUIST, 0.0):
+            criterion = PERSUADED
         options = [o for o in view.options if not o.full]
+        by_welfare = criterion != EGOIST
         gains = np.array(
-            [0.0] + [o.delta_system if stance == ALTRUIST else o.delta_personal for o in options]
+            [0.0] + [o.delta_system if by_welfare else o.delta_personal for o in options]
         )
-        choice = self._choose(gains, rng)
+        if criterion == ALTRUIST and mix.anticipation:
+            choice = _anticipating_choice(view, gains, rng)
+        else:
+            choice = self._choose(gains, rng)
         if choice == 0:
-            fields: dict[str, Any] = {"reasoning": _stay_reason(view, stance), "action": "stay"}
+            fields: dict[str, Any] = {"reasoning": _stay_reason(view, criterion), "action": "stay"}
         else:
             option = options[choice - 1]
             fields = {
-                "reasoning": _move_reason(view, stance, option),
+                "reasoning": _move_reason(view, criterion, option),
                 "action": "move",
                 "district": option.district,
             }
-        return fields, stance
+        # A persuaded egoist speaks for the common good on the board too: the norm spreads.
+        return fields, ALTRUIST if criterion == PERSUADED else stance
 
     def _choose(self, gains: np.ndarray, rng: np.random.Generator) -> int:
         temperature = self.mix.temperature
@@ -71,7 +99,38 @@ class RuleResidents:
         return int(rng.choice(ties))
 
 
+def _anticipating_choice(view: CityView, gains: np.ndarray, rng: np.random.Generator) -> int:
+    """Leave with the chance the district's excess calls for, to a gain-weighted destination."""
+    leave, pick = rng.random(), rng.random()
+    positive = np.clip(gains, 0.0, None)
+    positive[0] = 0.0
+    total = positive.sum()
+    if total <= 1e-12:
+        return 0
+    here = view.populations[view.district - 1]
+    excess = here - view.capacity / 2
+    # Below half full a district has no excess to shed; about one of its residents tries.
+    share = excess / here if excess > 0 else 1 / here
+    if leave >= share:
+        return 0
+    return int(np.searchsorted(np.cumsum(positive) / total, pick, side="right"))
+
+
+def _pause_reason(view: CityView) -> str:
+    return (
+        f"I live in district {view.district} with satisfaction {view.utility:.3f}. "
+        "Many others are deciding at the same time, so I wait this round and see how the "
+        "districts settle before I move."
+    )
+
+
 def _stay_reason(view: CityView, stance: str) -> str:
+    if stance == PERSUADED:
+        return (
+            f"I live in district {view.district} with satisfaction {view.utility:.3f}. "
+            "The board asks us to think of the whole city; no move would raise its welfare, "
+            "so I stay."
+        )
     if stance == ALTRUIST:
         return (
             f"I live in district {view.district} with satisfaction {view.utility:.3f}. "
@@ -84,6 +143,13 @@ def _stay_reason(view: CityView, stance: str) -> str:
 
 
 def _move_reason(view: CityView, stance: str, option: Any) -> str:
+    if stance == PERSUADED:
+        return (
+            f"The posts on the board ask us to think of the whole city. Moving from district "
+            f"{view.district} to district {option.district} changes the city's welfare by "
+            f"{option.delta_system:+.3f} and my own satisfaction by {option.delta_personal:+.3f}; "
+            "I will follow the board's advice this time."
+        )
     if stance == ALTRUIST:
         cost = (
             f"even though my own satisfaction changes by {option.delta_personal:+.3f}"

@@ -75,20 +75,34 @@ class CityPrompts:
         cached = self._options_text.get(view.district)
         if cached is not None and cached[0] is view.options:
             return cached[1]
-        lines = [
-            "What each choice would do, computed on the districts as they are now:",
-            f"- stay: your satisfaction {view.utility:.3f} (change +0.000); "
-            "city welfare change +0.000",
-        ]
+        welfare_first = self.city.config.framing == "welfare_first"
+        lines = ["What each choice would do, computed on the districts as they are now:"]
+        if welfare_first:
+            lines.append(
+                "- stay: city welfare change +0.000; your own gain +0.000 "
+                f"(satisfaction {view.utility:.3f})"
+            )
+        else:
+            lines.append(
+                f"- stay: your satisfaction {view.utility:.3f} (change +0.000); "
+                "city welfare change +0.000"
+            )
         for option in view.options:
             if option.full:
                 lines.append(f"- move to district {option.district}: full, no room")
-                continue
-            lines.append(
-                f"- move to district {option.district} ({option.population} residents): "
-                f"your satisfaction {option.utility:.3f} (change {option.delta_personal:+.3f}); "
-                f"city welfare change {option.delta_system:+.3f}"
-            )
+            elif welfare_first:
+                lines.append(
+                    f"- move to district {option.district} ({option.population} residents): "
+                    f"city welfare change {option.delta_system:+.3f}; your own gain "
+                    f"{option.delta_personal:+.3f} (satisfaction {option.utility:.3f})"
+                )
+            else:
+                lines.append(
+                    f"- move to district {option.district} ({option.population} residents): "
+                    f"your satisfaction {option.utility:.3f} "
+                    f"(change {option.delta_personal:+.3f}); "
+                    f"city welfare change {option.delta_system:+.3f}"
+                )
         text = "\n".join(lines)
         self._options_text[view.district] = (view.options, text)
         return text

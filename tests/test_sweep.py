@@ -1,0 +1,195 @@
+"""Sweeps: models × conditions × seeds, each a normal run; reruns skip and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.config import ConfigError
+from engine.sweep import plan_sweep, state_of
+from tests.helpers import REPO, of_kind, records, run_cli, without_timing
+
+SWEEP = REPO / "runs" / "schelling_altruism.toml"
+
+SMALL = """
+[run]
+name = "small"
+ticks = 5
+
+[world]
+kind = "schelling_city"
+agents = 45
+districts = 9
+cells_per_district = 10
+
+[agents]
+kind = "llm"
+
+[policies.board]
+kind = "message_board"
+
+[sweep]
+seeds = [1, 2]
+parallel = 2
+
+[[sweep.models]]
+name = "egoists"
+set = { "world.offline.altruist_fraction" = 0.0 }
+
+[[sweep.models]]
+name = "altruists"
+set = { "world.offline.altruist_fraction" = 1.0, "world.m" = 0.4 }
+
+[[sweep.conditions]]
+name = "board"
+set = { "policies.board.enabled" = true }
+
+[[sweep.conditions]]
+name = "no-board"
+set = { "policies.board.enabled" = false }
+"""
+
+
+def small_sweep(tmp_path: Path, text: str = SMALL) -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(text)
+    return path
+
+
+def test_every_combination_gets_its_settings_seed_and_directory(tmp_path):
+    plan = plan_sweep(small_sweep(tmp_path), {"run.ticks": 3}, out=str(tmp_path / "out"))
+    assert [r.label for r in plan.runs] == [
+        f"{m}/{c}/seed{s}"
+        for m in ("egoists", "altruists")
+        for c in ("board", "no-board")
+        for s in (1, 2)
+    ]
+    for run in plan.runs:
+        resolved = run.plan.resolved
+        assert resolved["run"]["seed"] == run.seed
+        assert resolved["run"]["ticks"] == 3, "the command line's fields reach every run"
+        expected_fraction = 0.0 if run.model == "egoists" else 1.0
+        assert resolved["world"]["offline"]["altruist_fraction"] == expected_fraction
+        assert resolved["world"]["m"] == (0.5 if run.model == "egoists" else 0.4)
+        assert resolved["policies"]["board"]["enabled"] is (run.condition == "board")
+        assert [p.name for p in run.plan.policies] == (
+            ["board"] if run.condition == "board" else []
+        )
+        assert run.plan.out_dir == tmp_path / "out" / run.model / run.condition / f"seed{run.seed}"
+    assert len({r.plan.run_id for r in plan.runs}) == 8
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('"world.m" = 0.4', '"world.m" = 4.0'),
+            "sweep model 'altruists', condition 'board': world.m",
+        ),
+        (
+            ('name = "board"', 'name = "bo ard"'),
+            "sweep.conditions[0].name: 'bo ard' is used in paths",
+        ),
+        (("seeds = [1, 2]", "seeds = [1, 1]"), "sweep.seeds: a seed appears twice"),
+        (("parallel = 2", "parallel = 0"), "sweep.parallel"),
+        (
+            ('name = "altruists"', 'name = "egoists"'),
+            "sweep.models[1].name: 'egoists' appears twice",
+        ),
+    ],
+)
+def test_a_bad_combination_is_named_before_anything_runs(tmp_path, change, message):
+    old, new = change
+    assert old in SMALL
+    path = small_sweep(tmp_path, SMALL.replace(old, new))
+    with pytest.raises(ConfigError) as caught:
+        plan_sweep(path, {}, out=str(tmp_path / "out"))
+    assert message in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_config_without_a_sweep_table_is_refused_with_a_hint(tmp_path):
+    with pytest.raises(ConfigError, match=r"no \[sweep\] table"):
+        plan_sweep(REPO / "runs" / "schelling_city.toml", {})
+
+
+def test_the_experiment_config_is_valid_and_names_both_offline_archetype_mixes():
+    plan = plan_sweep(SWEEP, {})
+    models = {r.model for r in plan.runs}
+    assert {"adaptive-egoists", "altruistic-optimizers"} <= models
+    assert len(plan.runs) == len(models) * 4 * 3
+
+
+@pytest.mark.slow
+def test_sweep_runs_everything_then_skips_finished_runs_and_resumes_a_broken_one(tmp_path):
+    out = tmp_path / "out"
+    config = small_sweep(tmp_path)
+    first = run_cli("sweep", str(config), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "8 of 8 runs done" in first.stdout
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["completed"] * 8
+    for run in manifest["runs"]:
+        log = records(Path(run["dir"]) / "log.jsonl")
+        assert len(of_kind(log, "decision")) == 45 * 5
+        assert log[-1]["status"] == "completed"
+        assert bool(of_kind(log, "post")) is (run["condition"] == "board")
+
+    # Break one run as a crash would: the log cut inside tick 3, no summary.
+    broken = out / "egoists" / "board" / "seed2"
+    log_path = broken / "log.jsonl"
+    unbroken = [without_timing(r) for r in records(log_path) if r["kind"] == "decision"]
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    ticks_seen, cut = 0, 0
+    for index, line in enumerate(lines):
+        if line.startswith(b'{"kind":"tick"'):
+            ticks_seen += 1
+            if ticks_seen == 3:
+                cut = index + 1 + 20  # three closed ticks and 20 decisions of the fourth
+                break
+    log_path.write_bytes(b"".join(lines[:cut]) + lines[cut][:30])
+    (broken / "summary.json").unlink()
+    assert state_of(broken) == "unfinished"
+    untouched = out / "altruists" / "no-board" / "seed1" / "log.jsonl"
+    before = untouched.read_bytes()
+
+    second = run_cli("sweep", str(config), "--out", str(out))
+    assert second.returncode == 0, second.stderr
+    statuses = {
+        (r["model"], r["condition"], r["seed"]): r["status"]
+        for r in json.loads((out / "sweep.json").read_text())["runs"]
+    }
+    assert statuses.pop(("egoists", "board", 2)) == "resumed"
+    assert set(statuses.values()) == {"skipped"}
+    assert untouched.read_bytes() == before, "a finished run is never touched"
+    resumed = records(log_path)
+    decisions = [without_timing(r) for r in resumed if r["kind"] == "decision"]
+    key = lambda d: (d["tick"], d["agent"])
+    assert sorted(decisions, key=key) == sorted(unbroken, key=key), "no decision lost or doubled"
+    assert resumed[-1]["status"] == "completed"
+
+    report = run_cli("report", str(out))
+    assert report.returncode == 0, report.stderr
+    text = (out / "report" / "report.md").read_text()
+    assert "# Sweep small" in text and "| egoists | board | offline / offline | 2 | 450 |" in text
+    assert "## Equilibrium" in text and "## `matrix` summed over ticks and seeds" in text
+    for figure in ("poa_over_ticks.png", "gini_over_ticks.png", "matrix_matrices.png"):
+        assert (out / "report" / figure).stat().st_size > 1000
+
+
+def test_the_cli_names_a_bad_sweep_field_in_one_line_with_exit_2(tmp_path):
+    path = small_sweep(tmp_path, SMALL.replace("seeds = [1, 2]", 'seeds = "1,2"'))
+    result = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "sweep.seeds" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("sweep", str(small_sweep(tmp_path)), "--out", str(out), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": new -> ") == 8
+    assert not out.exists()
