@@ -32,6 +32,10 @@ class RunSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     seed: NonNegative = 0
     ticks: Positive = 20
     out: str | None = None
+    # "auto": worlds whose agents are independent run barrier-free (each agent goes on to its
+    # next turn as soon as its answer is in), others in lockstep. "lockstep" forces tick
+    # barriers on any world (to compare, or to match a protocol that needs them).
+    scheduler: Literal["auto", "lockstep"] = "auto"
 
 
 class OfflineSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

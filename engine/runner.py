@@ -227,7 +227,7 @@ def _header(
         versions=_versions(),
         world=str(config.world["kind"]),
         world_info=world_info,
-        scheduler="free-running" if parts.world.independent else "lockstep",
+        scheduler=_scheduler_name(plan.config, parts.world.independent),
         started_at=now().isoformat(timespec="seconds"),
     )
 
@@ -316,7 +316,8 @@ async def execute(
             posts_logged=resume.posts_logged if resume is not None else frozenset(),
         )
         budget = Budget(tokens=inference.budget_tokens, usd=inference.budget_usd)
-        scheduler_type = FreeRunningScheduler if world.independent else LockstepScheduler
+        free = _scheduler_name(config, world.independent) == "free-running"
+        scheduler_type = FreeRunningScheduler if free else LockstepScheduler
         scheduler = scheduler_type(
             runner,
             inference.concurrency,
@@ -386,3 +387,7 @@ async def execute(
                 msgspec.json.format(msgspec.json.encode(summary))
             )
     return summary
+
+
+def _scheduler_name(config: RunConfig, independent: bool) -> str:
+    return "free-running" if independent and config.run.scheduler == "auto" else "lockstep"

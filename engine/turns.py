@@ -113,13 +113,10 @@ class TickTally:
 
 
 def prompt_hash(messages: Sequence[Message]) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for message in messages:
-        digest.update(message.role.encode())
-        digest.update(b"\x00")
-        digest.update(message.content.encode())
-        digest.update(b"\x01")
-    return digest.hexdigest()
+    text = "".join(f"{m.role}\x00{m.content}\x01" for m in messages)
+    # SHA-1 for speed (twice blake2b's here, and prompts of big worlds run to tens of KB per
+    # decision); this names a prompt, it protects nothing.
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 @dataclass

@@ -102,6 +102,8 @@ class MessageBoard:
         self._staged: dict[AgentId, tuple[str, bool]] = {}
         self._likes: Counter[int] = Counter()
         self._view: tuple[int, BoardView] | None = None
+        # Everyone sees the same view in a tick: what is derived from it is made once.
+        self._derived: tuple[BoardView, _Derived] | None = None
 
     def view(self, agent_id: AgentId, tick: int) -> BoardView:
         if self._view is None or self._view[0] != tick:
@@ -121,14 +123,15 @@ class MessageBoard:
         posts = tuple(BoardPost(e.post_id, e.author, e.tick, e.likes, e.text) for e in chosen)
         return BoardView(posts=posts, total=len(entries))
 
+    def _derive(self, view: BoardView) -> _Derived:
+        if self._derived is not None and self._derived[0] is view:
+            return self._derived[1]
+        derived = _Derived.of(view)
+        self._derived = (view, derived)
+        return derived
+
     def render(self, view: BoardView) -> str:
-        if not view.posts:
-            return "Message board: no posts yet."
-        lines = [f"Message board ({len(view.posts)} of {view.total} posts, most liked and newest):"]
-        for post in view.posts:
-            likes = "like" if post.likes == 1 else "likes"
-            lines.append(f"[post {post.post_id}, {post.likes} {likes}] {post.text}")
-        return "\n".join(lines)
+        return self._derive(view).text
 
     def answer_fields(self) -> Sequence[AnswerField]:
         return (
@@ -165,7 +168,7 @@ class MessageBoard:
         if likes is None:
             notes.append("likes ignored: not a list of post numbers")
             likes = []
-        visible = {p.post_id: p for p in board.posts}
+        visible = self._derive(board).by_id
         taken: list[int] = []
         for post_id in likes:
             if post_id in taken:
@@ -230,26 +233,21 @@ class MessageBoard:
         if own and rng.random() < offline.post_probability:
             fields["post"] = own[int(rng.integers(len(own)))]
         likes: list[int] = []
-        for post in board.posts:
+        draws = rng.random(len(board.posts)).tolist() if board.posts else []
+        for post, draw in zip(board.posts, draws, strict=True):
             if post.author == agent_id or len(likes) >= self.config.max_likes:
                 continue
             chance = offline.like_same if post.text in own else offline.like_other
-            if rng.random() < chance:
+            if draw < chance:
                 likes.append(post.post_id)
         if likes:
             fields["likes"] = likes
         return fields
 
-    def offline_signals(self, view: Any) -> dict[str, float]:
-        board: BoardView | None = view
-        if board is None or not board.posts:
+    def offline_signals(self, view: Any) -> Mapping[str, float]:
+        if view is None:
             return {}
-        counts = {stance: 0 for stance in OFFLINE_POSTS}
-        for post in board.posts:
-            stance = _STANCE_OF_POST.get(post.text)
-            if stance is not None:
-                counts[stance] += 1
-        return {stance: count / len(board.posts) for stance, count in counts.items() if count}
+        return self._derive(view).signals
 
     def digest(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
@@ -261,6 +259,33 @@ class MessageBoard:
             digest.update(b"\x00")
         digest.update(str(self._next_id).encode())
         return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Derived:
+    text: str
+    by_id: dict[int, BoardPost]
+    signals: dict[str, float]
+
+    @classmethod
+    def of(cls, view: BoardView) -> _Derived:
+        if view.posts:
+            lines = [
+                f"Message board ({len(view.posts)} of {view.total} posts, most liked and newest):"
+            ]
+            for post in view.posts:
+                likes = "like" if post.likes == 1 else "likes"
+                lines.append(f"[post {post.post_id}, {post.likes} {likes}] {post.text}")
+            text = "\n".join(lines)
+        else:
+            text = "Message board: no posts yet."
+        counts = {stance: 0 for stance in OFFLINE_POSTS}
+        for post in view.posts:
+            stance = _STANCE_OF_POST.get(post.text)
+            if stance is not None:
+                counts[stance] += 1
+        signals = {stance: count / len(view.posts) for stance, count in counts.items() if count}
+        return cls(text, {p.post_id: p for p in view.posts}, signals)
 
 
 def _as_ids(value: Any) -> list[int] | None:

@@ -8,6 +8,7 @@ it is a stand-in for a model, never presented as one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 
 import msgspec
@@ -43,6 +44,10 @@ class OfflineClient:
         self._settings = settings
         self._model = model
         self._encode = msgspec.json.Encoder().encode
+        # One generator, re-keyed per request from the request's seed: building a fresh
+        # Generator (a SeedSequence underneath) cost more than the rest of an offline answer.
+        self._bits = np.random.PCG64(0)
+        self._rng = np.random.Generator(self._bits)
 
     @property
     def model(self) -> str:
@@ -51,11 +56,12 @@ class OfflineClient:
     async def complete(self, request: Request) -> Completion:
         if request.turn is None:
             raise ValueError("the offline backend needs the request's turn")
-        rng = np.random.Generator(np.random.PCG64(request.seed))
         delay = self._latency_s(request.seed)
         if delay > 0:
             await asyncio.sleep(delay)
-        text = self._answer(request, rng)
+        # Keyed after the wait, with no await between keying and drawing: answers are drawn
+        # from the request's own stream whatever order concurrent requests finish in.
+        text = self._answer(request, self._keyed(request.seed, 0))
         prompt_chars = "".join(m.content for m in request.messages)
         return Completion(
             text=text,
@@ -92,8 +98,21 @@ class OfflineClient:
         if self._settings.latency_sigma <= 0:
             return base
         # A separate stream, so simulated latency never changes the answer.
-        rng = np.random.Generator(np.random.PCG64([seed, 1]))
+        rng = self._keyed(seed, 1)
         return float(base * rng.lognormal(0.0, self._settings.latency_sigma))
+
+    def _keyed(self, seed: int, stream: int) -> np.random.Generator:
+        digest = hashlib.blake2b(f"{seed}|{stream}".encode(), digest_size=24).digest()
+        self._bits.state = {
+            "bit_generator": "PCG64",
+            "state": {
+                "state": int.from_bytes(digest[:16], "little"),
+                "inc": int.from_bytes(digest[16:], "little") | 1,
+            },
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        return self._rng
 
     async def aclose(self) -> None:
         return None

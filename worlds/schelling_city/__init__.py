@@ -3,6 +3,8 @@ utility and the city's. See ``../shared/specs/schelling_city.md``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from engine.protocols import WorldParts
@@ -12,6 +14,7 @@ from worlds.schelling_city.mock import CityTextResponder
 from worlds.schelling_city.offline import RuleResidents
 from worlds.schelling_city.picture import draw_city
 from worlds.schelling_city.prompts import CityPrompts
+from worlds.schelling_city.sweep_analysis import sweep_sections
 from worlds.schelling_city.world import Relocation, SchellingCity
 
 
@@ -23,6 +26,12 @@ class SchellingCityPlugin:
     text_responder = CityTextResponder()
     # What a sweep report draws over ticks and tables at equilibrium.
     report_metrics = ("poa", "gini", "altruistic_share", "egoistic_share")
+    # The grounded-theory codebook a sweep report codes reasonings with.
+    codebook_path = Path(__file__).with_name("codebook.toml")
+
+    def sweep_sections(self, runs: Sequence[Any], analysis: Any, out: Path) -> list[str]:
+        """Altruistic-act rates and the archetype verdict, for a sweep report."""
+        return sweep_sections(runs, analysis, out)
 
     def draw(self, world: Any, ax: Any) -> None:
         """The city at the current state, on a matplotlib axes (frames and reports)."""

@@ -13,12 +13,13 @@ instead of overshooting together (the Altruistic Optimizer, board or not).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from worlds.schelling_city.config import OfflineMix
-from worlds.schelling_city.world import CityView
+from worlds.schelling_city.world import CityView, Option
 
 EGOIST, ALTRUIST = "egoist", "altruist"
 # An egoist who, this once, weighs the choice by the city's welfare because the board asked.
@@ -33,6 +34,7 @@ class RuleResidents:
             [int(a) for a in rng.choice(agents, size=altruists, replace=False)] if altruists else []
         )
         self.stances = [EGOIST] * agents
+        self._menus: dict[tuple[int, bool], _Menu] = {}
         for agent in chosen:
             self.stances[int(agent)] = ALTRUIST
 
@@ -65,15 +67,12 @@ class RuleResidents:
         criterion = stance
         if stance == EGOIST and persuaded < mix.board_susceptibility * signals.get(ALTRUIST, 0.0):
             criterion = PERSUADED
-        options = [o for o in view.options if not o.full]
-        by_welfare = criterion != EGOIST
-        gains = np.array(
-            [0.0] + [o.delta_system if by_welfare else o.delta_personal for o in options]
-        )
+        menu = self._menu(view.options, by_welfare=criterion != EGOIST)
+        options = menu.options
         if criterion == ALTRUIST and mix.anticipation:
-            choice = _anticipating_choice(view, gains, rng)
+            choice = _anticipating_choice(view, menu, rng)
         else:
-            choice = self._choose(gains, rng)
+            choice = self._choose(menu, rng)
         if choice == 0:
             fields: dict[str, Any] = {"reasoning": _stay_reason(view, criterion), "action": "stay"}
         else:
@@ -86,23 +85,62 @@ class RuleResidents:
         # A persuaded egoist speaks for the common good on the board too: the norm spreads.
         return fields, ALTRUIST if criterion == PERSUADED else stance
 
-    def _choose(self, gains: np.ndarray, rng: np.random.Generator) -> int:
-        temperature = self.mix.temperature
-        if temperature > 0:
-            logits = (gains - gains.max()) / temperature
-            weights = np.exp(logits)
-            return int(rng.choice(gains.size, p=weights / weights.sum()))
-        best = gains.max()
-        if best <= 1e-12:
+    def _menu(self, options: tuple[Option, ...], by_welfare: bool) -> _Menu:
+        # Everyone in a district shares one options tuple per tick (the world hands them out),
+        # so the sums behind a choice are made once per district, not once per resident.
+        key = (id(options), by_welfare)
+        cached = self._menus.get(key)
+        if cached is not None and cached.source is options:
+            return cached
+        if len(self._menus) > 4096:
+            self._menus.clear()
+        menu = _Menu.of(options, by_welfare, self.mix.temperature)
+        self._menus[key] = menu
+        return menu
+
+    def _choose(self, menu: _Menu, rng: np.random.Generator) -> int:
+        if menu.cumulative is not None:
+            return int(np.searchsorted(menu.cumulative, rng.random(), side="right"))
+        if not menu.best:
             return 0
-        ties = np.flatnonzero(gains >= best - 1e-12)
-        return int(rng.choice(ties))
+        if len(menu.best) == 1:
+            return menu.best[0]
+        return menu.best[int(rng.integers(len(menu.best)))]
 
 
-def _anticipating_choice(view: CityView, gains: np.ndarray, rng: np.random.Generator) -> int:
+@dataclass(frozen=True)
+class _Menu:
+    """The open options of a district and what a rule agent needs to choose among them.
+
+    Index 0 is staying (gain 0); option ``i`` is ``options[i - 1]``.
+    """
+
+    source: tuple[Option, ...]
+    options: tuple[Option, ...]
+    gains: np.ndarray
+    best: tuple[int, ...]  # the choices with the highest positive gain (T = 0)
+    cumulative: np.ndarray | None  # softmax cumulative weights (T > 0)
+
+    @classmethod
+    def of(cls, source: tuple[Option, ...], by_welfare: bool, temperature: float) -> _Menu:
+        options = tuple(o for o in source if not o.full)
+        gains = np.array(
+            [0.0] + [o.delta_system if by_welfare else o.delta_personal for o in options]
+        )
+        top = float(gains.max())
+        best = tuple(int(i) for i in np.flatnonzero(gains >= top - 1e-12)) if top > 1e-12 else ()
+        cumulative = None
+        if temperature > 0:
+            weights = np.exp((gains - top) / temperature)
+            cumulative = np.cumsum(weights / weights.sum())
+            cumulative[-1] = 1.0
+        return cls(source, options, gains, best, cumulative)
+
+
+def _anticipating_choice(view: CityView, menu: _Menu, rng: np.random.Generator) -> int:
     """Leave with the chance the district's excess calls for, to a gain-weighted destination."""
     leave, pick = rng.random(), rng.random()
-    positive = np.clip(gains, 0.0, None)
+    positive = np.clip(menu.gains, 0.0, None)
     positive[0] = 0.0
     total = positive.sum()
     if total <= 1e-12:

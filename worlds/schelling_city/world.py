@@ -130,30 +130,36 @@ class SchellingCity:
         cached = self._options.get(origin)
         if cached is not None:
             return cached
+        # Vectorised over destinations: a city of hundreds of districts recomputes them all
+        # for every district whose population changed.
         n, f, capacity = self.populations, self._welfare, self.capacity
         here = int(n[origin])
         leave = f[here - 1] - f[here]
-        options = []
-        for k in range(len(n)):
-            if k == origin:
-                continue
-            there = int(n[k])
-            full = there >= capacity
-            utility_there = self.utility_of(there + 1) if not full else 0.0
-            delta_system = leave + f[there + 1] - f[there] if not full else 0.0
-            options.append(
-                Option(
-                    district=k + 1,
-                    population=there,
-                    full=full,
-                    utility=round(utility_there, 6),
-                    delta_personal=round(utility_there - self.utility_of(here), 6)
-                    if not full
-                    else 0.0,
-                    delta_system=round(float(delta_system), 6),
-                )
+        full = n >= capacity
+        joined = np.minimum(n + 1, capacity)
+        utility_there = np.where(full, 0.0, self._utility_at[joined - 1])
+        delta_personal = np.where(full, 0.0, utility_there - self.utility_of(here))
+        delta_system = np.where(full, 0.0, leave + f[joined] - f[np.minimum(n, capacity)])
+        columns = zip(
+            n.tolist(),
+            full.tolist(),
+            np.round(utility_there, 6).tolist(),
+            np.round(delta_personal, 6).tolist(),
+            np.round(delta_system, 6).tolist(),
+            strict=True,
+        )
+        result = tuple(
+            Option(
+                district=k + 1,
+                population=there,
+                full=is_full,
+                utility=utility,
+                delta_personal=personal,
+                delta_system=system,
             )
-        result = tuple(options)
+            for k, (there, is_full, utility, personal, system) in enumerate(columns)
+            if k != origin
+        )
         self._options[origin] = result
         return result
 
@@ -280,7 +286,9 @@ class SchellingCity:
 def _deltas(view: CityView, action: Relocation) -> tuple[float, float]:
     if action.move_to is None or action.move_to == view.district:
         return 0.0, 0.0
-    for option in view.options:
-        if option.district == action.move_to:
-            return option.delta_personal, option.delta_system
+    # Options list every other district in order, so the target's place is known.
+    index = action.move_to - 1 if action.move_to < view.district else action.move_to - 2
+    if 0 <= index < len(view.options) and view.options[index].district == action.move_to:
+        option = view.options[index]
+        return option.delta_personal, option.delta_system
     raise ValueError(f"district {action.move_to} is not among the options")

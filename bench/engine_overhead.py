@@ -1,0 +1,117 @@
+"""Engine overhead: offline decisions per second, end to end, in one process on one core.
+
+Each case runs in a fresh interpreter (``python -m bench.engine_overhead --agents ...``) so its
+peak RSS is its own: the Schelling city on the offline backend, every decision going through
+prompt → answer → parse → log as it would against a server. Time is ``execute`` alone: the
+interpreter's start and imports are not the engine's per-decision cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+CONFIG = Path(__file__).resolve().parents[1] / "runs" / "schelling_city.toml"
+
+
+def run_case(
+    agents: int, ticks: int, districts: int, cells: int, board: bool, out: Path
+) -> dict[str, Any]:
+    """Run one case in this process; returns its figures."""
+    import uvloop
+
+    from engine.runner import execute, plan_run
+
+    overrides: dict[str, Any] = {
+        "run.ticks": ticks,
+        "run.out": str(out),
+        "world.agents": agents,
+        "world.districts": districts,
+        "world.cells_per_district": cells,
+        "policies.board.enabled": board,
+        "inference.concurrency": 64,
+    }
+    plan = plan_run(CONFIG, overrides, now=datetime.now(UTC))
+    started = time.perf_counter()
+    summary = uvloop.run(execute(plan))
+    wall = time.perf_counter() - started
+    log_bytes = (out / "log.jsonl").stat().st_size
+    return {
+        "agents": agents,
+        "ticks": ticks,
+        "districts": districts,
+        "board": board,
+        "decisions": summary.decisions,
+        "wall_s": round(wall, 3),
+        "decisions_per_s": round(summary.decisions / wall, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "log_mb": round(log_bytes / 1e6, 1),
+    }
+
+
+def measure(
+    agents: int, ticks: int, districts: int, cells: int = 50, board: bool = True
+) -> dict[str, Any]:
+    """Run one case in a fresh interpreter pinned to one thread of numpy."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory(prefix="agora-bench-") as scratch:
+        command = [
+            sys.executable,
+            "-m",
+            "bench.engine_overhead",
+            "--agents",
+            str(agents),
+            "--ticks",
+            str(ticks),
+            "--districts",
+            str(districts),
+            "--cells",
+            str(cells),
+            "--out",
+            str(Path(scratch) / "run"),
+            "--json",
+        ]
+        if not board:
+            command.append("--no-board")
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"engine overhead case failed: {result.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--agents", type=int, default=225)
+    parser.add_argument("--ticks", type=int, default=200)
+    parser.add_argument("--districts", type=int, default=9)
+    parser.add_argument("--cells", type=int, default=50)
+    parser.add_argument("--no-board", action="store_true")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--json", action="store_true", help="run here and print one JSON line")
+    args = parser.parse_args()
+    if args.json:
+        out = args.out or Path(tempfile.mkdtemp(prefix="agora-bench-")) / "run"
+        figures = run_case(
+            args.agents, args.ticks, args.districts, args.cells, not args.no_board, out
+        )
+        print(json.dumps(figures))
+        return 0
+    figures = measure(args.agents, args.ticks, args.districts, args.cells, not args.no_board)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    sys.exit(main())
