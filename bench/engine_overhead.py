@@ -9,7 +9,6 @@ interpreter's start and imports are not the engine's per-decision cost.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
@@ -25,9 +24,16 @@ CONFIG = Path(__file__).resolve().parents[1] / "runs" / "schelling_city.toml"
 
 
 def run_case(
-    agents: int, ticks: int, districts: int, cells: int, board: bool, out: Path
+    agents: int,
+    ticks: int,
+    districts: int,
+    cells: int,
+    board: bool,
+    out: Path,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Run one case in this process; returns its figures."""
+    """Run one case in this process; returns its figures. With ``endpoint`` the decisions go
+    through the openai-http path to that server instead of the offline backend."""
     import uvloop
 
     from engine.runner import execute, plan_run
@@ -41,6 +47,16 @@ def run_case(
         "policies.board.enabled": board,
         "inference.concurrency": 64,
     }
+    if endpoint is not None:
+        overrides.update(
+            {
+                "inference.backend": "openai-http",
+                "inference.endpoints": [endpoint],
+                "inference.model": "mock",
+                "inference.concurrency": 256,
+                "inference.cache": False,
+            }
+        )
     plan = plan_run(CONFIG, overrides, now=datetime.now(UTC))
     started = time.perf_counter()
     summary = uvloop.run(execute(plan))
@@ -54,13 +70,34 @@ def run_case(
         "decisions": summary.decisions,
         "wall_s": round(wall, 3),
         "decisions_per_s": round(summary.decisions / wall, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "backend": summary.backend,
+        "valid": summary.valid,
+        "peak_rss_mb": peak_rss_mb(),
         "log_mb": round(log_bytes / 1e6, 1),
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set, from the kernel's high-water mark.
+
+    ``getrusage``'s ``ru_maxrss`` survives ``exec`` on Linux, so a child started from a big
+    parent would report the parent's size; ``VmHWM`` belongs to the new address space."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def measure(
-    agents: int, ticks: int, districts: int, cells: int = 50, board: bool = True
+    agents: int,
+    ticks: int,
+    districts: int,
+    cells: int = 50,
+    board: bool = True,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
     """Run one case in a fresh interpreter pinned to one thread of numpy."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -83,6 +120,8 @@ def measure(
         ]
         if not board:
             command.append("--no-board")
+        if endpoint is not None:
+            command += ["--endpoint", endpoint]
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"engine overhead case failed: {result.stderr[-2000:]}")
@@ -98,20 +137,28 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=50)
     parser.add_argument("--no-board", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--endpoint", help="an OpenAI-compatible server instead of offline")
     parser.add_argument("--json", action="store_true", help="run here and print one JSON line")
     args = parser.parse_args()
     if args.json:
         out = args.out or Path(tempfile.mkdtemp(prefix="agora-bench-")) / "run"
         figures = run_case(
-            args.agents, args.ticks, args.districts, args.cells, not args.no_board, out
+            args.agents,
+            args.ticks,
+            args.districts,
+            args.cells,
+            not args.no_board,
+            out,
+            args.endpoint,
         )
         print(json.dumps(figures))
         return 0
-    figures = measure(args.agents, args.ticks, args.districts, args.cells, not args.no_board)
+    figures = measure(
+        args.agents, args.ticks, args.districts, args.cells, not args.no_board, args.endpoint
+    )
     print(json.dumps(figures, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    asyncio.set_event_loop_policy(None)
     sys.exit(main())

@@ -83,6 +83,8 @@ def efficiency(
                 "inference.endpoints": [url],
                 "inference.model": "mock",
                 "inference.concurrency": concurrency,
+                # Every request must reach the server: no answers from an earlier run's cache.
+                "inference.cache": False,
             }
         )
     finally:

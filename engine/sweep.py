@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from engine.config import ConfigError, apply_overrides, check, read_toml
+from engine.config import ConfigError, InferenceSection, apply_overrides, check, read_toml
 from engine.log import LOG_NAME
 from engine.replay import ReplayError
 from engine.resume import ResumeError, prepare_resume
@@ -124,6 +124,9 @@ def plan_sweep(
         )
     section = check(raw.pop("sweep"), SweepSection, "sweep")
     _check_names(section)
+    if section.analysis.judge is not None:
+        # Checked now, so a typo in the judge does not surface after hours of runs.
+        check(section.analysis.judge, InferenceSection, "sweep.analysis.judge")
     name = section.name or str(raw.get("run", {}).get("name", config_path.stem))
     out_dir = Path(out or section.out or f"runs/out/{name}")
     if out_dir.exists() and not out_dir.is_dir():

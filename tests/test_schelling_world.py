@@ -185,3 +185,21 @@ def test_the_observation_is_a_plain_struct():
     view = city().observe(0)
     decoded = msgspec.json.decode(msgspec.json.encode(view))
     assert len(decoded["options"]) == 8
+
+
+def test_the_shape_based_optimum_equals_the_dynamic_programme_on_many_cities():
+    """The O(Q·H) optimum (empty districts, one free district, the rest balanced) is exact."""
+    from worlds.schelling_city.utility import district_welfare, optimal_allocation_dp
+
+    rng = np.random.default_rng(3)
+    for _ in range(400):
+        districts, capacity = int(rng.integers(2, 8)), int(rng.integers(1, 16))
+        agents = int(rng.integers(0, districts * capacity + 1))
+        m = float(rng.choice([0.0, 0.2, 0.5, 0.8, 1.0]))
+        value, populations = optimal_allocation(agents, districts, capacity, m)
+        expected, _ = optimal_allocation_dp(agents, districts, capacity, m)
+        assert value == pytest.approx(expected, abs=1e-9), (agents, districts, capacity, m)
+        assert sum(populations) == agents and len(populations) == districts
+        assert max(populations) <= capacity
+        welfare = district_welfare(capacity, m)
+        assert sum(welfare[n] for n in populations) == pytest.approx(value, abs=1e-9)

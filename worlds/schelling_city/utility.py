@@ -23,9 +23,51 @@ def optimal_allocation(
 ) -> tuple[float, list[int]]:
     """The largest system utility reachable by any placement, with one placement that reaches it.
 
-    Exact dynamic programme over districts: f is convex below ½ and concave above, so neither
-    the even spread nor a closed form is optimal for every density.
+    f is convex on [0, H/2] and concave on [H/2, H], and every district is alike, so an optimum
+    has a known shape: two districts strictly inside the convex part can be improved by moving
+    residents from one to the other until one of them empties or reaches H/2, and two districts
+    in the concave part by evening them out. So some districts are empty, at most one holds
+    any population p, and the rest are balanced (populations differing by at most one). Trying
+    every count of empty districts and every p is exact and O(Q · H), where the dynamic
+    programme over districts (kept as ``optimal_allocation_dp`` to check this against) is
+    O(Q · N · H): seconds for a city of 100,000.
     """
+    if agents == 0:
+        return 0.0, [0] * districts
+    welfare = district_welfare(capacity, m)
+    partial = np.arange(min(capacity, agents) + 1)
+    best_value, best_split = -np.inf, (0, 0, 0)
+    for empty in range(districts):
+        balanced = districts - empty - 1
+        rest = agents - partial
+        if balanced == 0:
+            feasible = rest == 0
+            values = np.where(feasible, welfare[partial], -np.inf)
+        else:
+            feasible = rest <= balanced * capacity
+            share, extra = np.divmod(np.where(feasible, rest, 0), balanced)
+            higher = np.minimum(share + 1, capacity)
+            values = np.where(
+                feasible,
+                welfare[partial] + (balanced - extra) * welfare[share] + extra * welfare[higher],
+                -np.inf,
+            )
+        index = int(np.argmax(values))
+        if values[index] > best_value + 1e-12:
+            best_value, best_split = float(values[index]), (empty, int(partial[index]), balanced)
+    empty, p, balanced = best_split
+    populations = [p]
+    if balanced:
+        each, extra = divmod(agents - p, balanced)
+        populations += [each + 1] * extra + [each] * (balanced - extra)
+    populations += [0] * empty
+    return best_value, sorted(populations, reverse=True)
+
+
+def optimal_allocation_dp(
+    agents: int, districts: int, capacity: int, m: float
+) -> tuple[float, list[int]]:
+    """The same optimum by a dynamic programme over districts (slow; for checking)."""
     welfare = district_welfare(capacity, m)
     best = np.full(agents + 1, -np.inf)
     best[0] = 0.0
