@@ -58,8 +58,8 @@ def optimal_allocation(
     empty, p, balanced = best_split
     populations = [p]
     if balanced:
-        each, extra = divmod(agents - p, balanced)
-        populations += [each + 1] * extra + [each] * (balanced - extra)
+        each, above = divmod(agents - p, balanced)
+        populations += [each + 1] * above + [each] * (balanced - above)
     populations += [0] * empty
     return best_value, sorted(populations, reverse=True)
 
