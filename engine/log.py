@@ -7,13 +7,20 @@ tick's tail. ``read_log`` names the file and line of anything that is not an ago
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 from engine.records import AnyRecord, LogRecord
 
@@ -67,7 +74,12 @@ class RunLogWriter:
         self.records = 1
 
     def append(self, record: LogRecord) -> None:
-        self.append_many((record,))
+        # ``append_many`` for one record, without its loop: this is the per-decision path.
+        buffer = self._buffer
+        self._encoder.encode_into(record, buffer)  # offset 0: replaces what the buffer held
+        buffer.append(10)  # b"\n"
+        self._file.write(buffer)
+        self.records += 1
 
     def append_many(self, records: Iterable[LogRecord]) -> None:
         """Write records in one write, so a kill leaves all of them or none."""
@@ -132,6 +144,13 @@ def read_numbered(path: Path, *, allow_torn_tail: bool = False) -> Iterator[tupl
         raise LogFormatError(f"{path}: no such log") from None
     with file:
         data = file.read()
+    yield from numbered_records(path, data, allow_torn_tail=allow_torn_tail)
+
+
+def numbered_records(
+    path: Path, data: bytes, *, allow_torn_tail: bool = False
+) -> Iterator[tuple[int, AnyRecord]]:
+    """``read_numbered`` on a log's bytes already read; ``path`` only names it in errors."""
     lines = data.split(b"\n")
     torn = lines.pop()  # empty when the file ends with a newline
     for number, line in enumerate(lines, start=1):
@@ -146,3 +165,70 @@ def read_numbered(path: Path, *, allow_torn_tail: bool = False) -> Iterator[tupl
         raise LogFormatError(f"{path}:1: the run header is incomplete (torn write)")
     if torn and not allow_torn_tail:
         raise LogFormatError(f"{path}:{len(lines) + 1}: the last record is incomplete (torn write)")
+
+
+# ---- reading a large log fast ------------------------------------------------------------
+
+# The kinds a log holds by the hundred thousand; their first letters differ, and msgspec writes
+# ``kind`` first, so the byte after '{"kind":"' sorts a line without decoding it.
+BULK_KINDS = ("decision", "tick", "post", "like")
+_KIND_BYTE = len(b'{"kind":"')
+
+
+@dataclass(frozen=True)
+class LinesByKind:
+    """A log's lines sorted by kind, each kind in log order."""
+
+    bulk: dict[str, list[bytes]]
+    # Line number of each line of a bulk kind, in the order of ``bulk[kind]``.
+    numbers: dict[str, NDArray[np.int64]]
+    # Every other line (header, resume, end, or one this sort cannot vouch for), in log order.
+    others: list[tuple[int, bytes]]
+
+
+def sort_by_kind(lines: list[bytes], first_number: int = 1) -> LinesByKind | None:
+    """Sort ``lines`` (numbered from ``first_number``) by kind with array operations.
+
+    None when a line is too short to hold a kind, or has a bulk kind's letter without its exact
+    ``{"kind":"<kind>"`` opening: the caller then takes the exact line-by-line path, which names
+    the line at fault or sorts it as that path always did.
+    """
+    try:
+        codes = np.fromiter(map(itemgetter(_KIND_BYTE), lines), dtype=np.uint8, count=len(lines))
+    except IndexError:
+        return None
+    # One object array so each kind is one masked take, not a Python loop over every line.
+    objects = np.empty(len(lines), dtype=object)
+    objects[:] = lines
+    bulk: dict[str, list[bytes]] = {}
+    numbers: dict[str, NDArray[np.int64]] = {}
+    rest = np.ones(len(lines), dtype=bool)
+    for kind in BULK_KINDS:
+        mask = codes == ord(kind[0])
+        chosen: list[bytes] = objects[mask].tolist()
+        prefix = f'{{"kind":"{kind}"'.encode()
+        if not all(map(bytes.startswith, chosen, repeat(prefix))):
+            return None
+        bulk[kind] = chosen
+        numbers[kind] = np.flatnonzero(mask) + first_number
+        rest &= ~mask
+    others = [(int(i) + first_number, lines[i]) for i in np.flatnonzero(rest)]
+    return LinesByKind(bulk=bulk, numbers=numbers, others=others)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while a log's records are built or replayed.
+
+    Records hold no reference cycles, yet each container built counts towards the next
+    collection and every full collection walks all records built so far: reading a 1M-record
+    log spent 2.1 of its 3.0 s in the collector. Nested uses leave it to the outermost.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

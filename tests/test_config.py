@@ -33,7 +33,10 @@ def test_the_shipped_config_plans(tmp_path):
     [
         ({"run.ticks": 0}, r"^run\.ticks: expected `int` >= 1$"),
         ({"run.ticks": "many"}, r"^run\.ticks: expected `int`, got `str`$"),
-        ({"run.tikcs": 3}, r"^run\.tikcs: unknown field \(allowed: name, seed, ticks, out\)$"),
+        (
+            {"run.tikcs": 3},
+            r"^run\.tikcs: unknown field \(allowed: name, seed, ticks, out, scheduler\)$",
+        ),
         (
             {"inference.backend": "gpt"},
             r"^inference\.backend: invalid enum value 'gpt'; allowed: litellm, offline, openai-http$",

@@ -1,0 +1,48 @@
+"""The synthetic independent-agents game: barrier-free by default, lockstep when asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import REPO, of_kind, records, run_cli, without_timing
+
+ROUNDS = REPO / "runs" / "rounds_game.toml"
+
+
+def run(tmp_path, name, *args):
+    out = tmp_path / name
+    result = run_cli("run", str(ROUNDS), "-q", "--out", str(out), "--ticks", "6", *args)
+    assert result.returncode == 0, result.stderr
+    return records(out / "log.jsonl")
+
+
+@pytest.mark.slow
+def test_free_running_and_lockstep_make_the_same_decisions(tmp_path):
+    free = run(tmp_path, "free", "--agents", "20")
+    lockstep = run(tmp_path, "lockstep", "--agents", "20", "--set", "run.scheduler=lockstep")
+    assert free[0]["scheduler"] == "free-running" and lockstep[0]["scheduler"] == "lockstep"
+
+    def decisions(log):
+        rows = [without_timing(d) for d in of_kind(log, "decision")]
+        return sorted(rows, key=lambda d: (d["tick"], d["agent"]))
+
+    assert len(decisions(free)) == 120
+    assert decisions(free) == decisions(lockstep)
+    assert all(0 <= d["action"]["amount"] <= 10 for d in decisions(free))
+    ticks = of_kind(free, "tick")
+    assert [t["metrics"]["played"] for t in ticks] == [20] * 6
+    assert [t["digest"] for t in ticks] == [t["digest"] for t in of_kind(lockstep, "tick")]
+
+
+def test_an_out_of_range_gift_is_invalid_and_says_why():
+    from worlds.rounds_game import RoundsConfig, RoundsGame, RoundsPrompts, RoundView
+
+    prompts = RoundsPrompts(RoundsGame(RoundsConfig(agents=1)))
+    view = RoundView(round=1, endowment=10, given_so_far=0)
+    assert prompts.decode_action({"give": 4}, view).amount == 4
+    with pytest.raises(ValueError, match="between 0 and 10"):
+        prompts.decode_action({"give": 11}, view)
+    with pytest.raises(ValueError, match="whole number"):
+        prompts.decode_action({"give": "four"}, view)
+    with pytest.raises(ValueError, match="whole number"):
+        prompts.decode_action({"give": True}, view)
