@@ -25,6 +25,14 @@ class AnswerFormatError(ValueError):
 
 def extract_json_object(text: str) -> dict[str, Any]:
     """Return the answer's JSON object; when several are present, the last one is the answer."""
+    if text.startswith("{"):
+        # The common case, a bare object, without a regex pass over the text.
+        try:
+            value = _decode(text)
+        except msgspec.DecodeError:
+            value = None
+        if isinstance(value, dict):
+            return value
     stripped = _THINK.sub("", text).strip()
     if not stripped:
         raise AnswerFormatError("empty answer")
@@ -43,11 +51,14 @@ def extract_json_object(text: str) -> dict[str, Any]:
 
 
 def _try(candidate: str) -> Any:
-    for attempt in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):
-        try:
-            return _decode(attempt)
-        except msgspec.DecodeError:
-            pass
+    try:
+        return _decode(candidate)
+    except msgspec.DecodeError:
+        pass
+    try:
+        return _decode(_TRAILING_COMMA.sub(r"\1", candidate))
+    except msgspec.DecodeError:
+        pass
     if candidate.startswith("{"):
         try:
             # Python-dict style answers ({'action': 'stay'}) are common from smaller models.

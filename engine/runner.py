@@ -44,6 +44,7 @@ from engine.scheduler import (
     TickHook,
 )
 from engine.seeding import Seeds
+from engine.tick_sync import BackgroundSync
 from engine.turns import Pricing, RunTotals, TurnResult, TurnRunner
 
 SUMMARY_NAME = "summary.json"
@@ -314,6 +315,7 @@ async def execute(
             clock=clock,
             totals=totals,
             posts_logged=resume.posts_logged if resume is not None else frozenset(),
+            tick_sync=(tick_sync := BackgroundSync(log.sync)),
         )
         budget = Budget(tokens=inference.budget_tokens, usd=inference.budget_usd)
         free = _scheduler_name(config, world.independent) == "free-running"
@@ -340,6 +342,7 @@ async def execute(
             raise
         finally:
             await client.aclose()
+            tick_sync.drain()
             totals = runner.totals
             wall = clock() - started
             ticks_done = last_tick[0].tick + 1 if last_tick else first_tick

@@ -76,7 +76,10 @@ def _close_tick(
     )
     # One write: a kill leaves the tick's closing records and its tick record together, or none.
     runner.log.append_many([*closing, record])
-    runner.log.sync()
+    if runner.tick_sync is not None:
+        runner.tick_sync()
+    else:
+        runner.log.sync()
     if on_tick is not None:
         on_tick(record)
 

@@ -133,6 +133,8 @@ class TurnRunner:
     totals: RunTotals = field(default_factory=RunTotals)
     # Posts a stopped run logged for ticks it did not close: (tick, post id), not logged again.
     posts_logged: frozenset[tuple[int, int]] = frozenset()
+    # Called at every tick end to make the log durable (a background fsync in a run).
+    tick_sync: Callable[[], None] | None = None
 
     def logged_before(self, record: LogRecord) -> bool:
         return isinstance(record, Post) and (record.tick, record.post_id) in self.posts_logged
@@ -149,9 +151,9 @@ class TurnRunner:
             decision, records = _failed_decision(tick, agent_id, error, usage), []
         # Written outside the guard: a decision is logged exactly once, and a failing log
         # (a full disk) stops the run instead of being recorded as an agent's fault.
-        self.log.append(decision)
-        for record in records:
-            self.log.append(record)
+        # One write for the decision and what it caused (its likes): streamed as it happens,
+        # and a kill leaves both or neither.
+        self.log.append_many([decision, *records])
         status = self.totals.count(decision, usage)
         return TurnResult(agent_id, decision.action, status)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
@@ -104,6 +104,8 @@ class MessageBoard:
         self._view: tuple[int, BoardView] | None = None
         # Everyone sees the same view in a tick: what is derived from it is made once.
         self._derived: tuple[BoardView, _Derived] | None = None
+        # Asked for at every parse: built once.
+        self._answer_fields = self._make_answer_fields()
 
     def view(self, agent_id: AgentId, tick: int) -> BoardView:
         if self._view is None or self._view[0] != tick:
@@ -134,6 +136,9 @@ class MessageBoard:
         return self._derive(view).text
 
     def answer_fields(self) -> Sequence[AnswerField]:
+        return self._answer_fields
+
+    def _make_answer_fields(self) -> tuple[AnswerField, ...]:
         return (
             AnswerField(
                 "post",
@@ -232,14 +237,18 @@ class MessageBoard:
         own = OFFLINE_POSTS.get(stance, ())
         if own and rng.random() < offline.post_probability:
             fields["post"] = own[int(rng.integers(len(own)))]
+        if not board.posts:
+            return fields
+        derived = self._derive(board)
+        chances = derived.like_chances(stance, own, offline)
         likes: list[int] = []
-        draws = rng.random(len(board.posts)).tolist() if board.posts else []
-        for post, draw in zip(board.posts, draws, strict=True):
-            if post.author == agent_id or len(likes) >= self.config.max_likes:
-                continue
-            chance = offline.like_same if post.text in own else offline.like_other
-            if draw < chance:
+        limit = self.config.max_likes
+        draws = rng.random(len(board.posts)).tolist()
+        for post, draw, chance in zip(board.posts, draws, chances, strict=True):
+            if draw < chance and post.author != agent_id:
                 likes.append(post.post_id)
+                if len(likes) >= limit:
+                    break
         if likes:
             fields["likes"] = likes
         return fields
@@ -266,6 +275,20 @@ class _Derived:
     text: str
     by_id: dict[int, BoardPost]
     signals: dict[str, float]
+    posts: tuple[BoardPost, ...] = ()
+    _chances: dict[str, list[float]] = field(default_factory=dict)
+
+    def like_chances(
+        self, stance: str, own: tuple[str, ...], offline: OfflinePosting
+    ) -> list[float]:
+        """Each visible post's chance of an offline like by an agent of this stance."""
+        chances = self._chances.get(stance)
+        if chances is None:
+            chances = [
+                offline.like_same if p.text in own else offline.like_other for p in self.posts
+            ]
+            self._chances[stance] = chances
+        return chances
 
     @classmethod
     def of(cls, view: BoardView) -> _Derived:
@@ -285,7 +308,7 @@ class _Derived:
             if stance is not None:
                 counts[stance] += 1
         signals = {stance: count / len(view.posts) for stance, count in counts.items() if count}
-        return cls(text, {p.post_id: p for p in view.posts}, signals)
+        return cls(text, {p.post_id: p for p in view.posts}, signals, view.posts)
 
 
 def _as_ids(value: Any) -> list[int] | None:

@@ -185,8 +185,10 @@ class SchellingCity:
         }
         wanting: dict[int, list[int]] = {}
         for agent, action in actions.items():
-            view = self.observe(agent)
-            delta_personal, delta_system = _deltas(view, action)
+            origin = int(self.home[agent])
+            delta_personal, delta_system = _option_deltas(
+                origin + 1, self._options_from(origin), action
+            )
             matrix[sign(delta_personal) + 1, sign(delta_system) + 1] += 1
             acts[act_kind(delta_personal, delta_system)] += 1
             target = action.move_to
@@ -284,11 +286,17 @@ class SchellingCity:
 
 
 def _deltas(view: CityView, action: Relocation) -> tuple[float, float]:
-    if action.move_to is None or action.move_to == view.district:
+    return _option_deltas(view.district, view.options, action)
+
+
+def _option_deltas(
+    district: int, options: tuple[Option, ...], action: Relocation
+) -> tuple[float, float]:
+    if action.move_to is None or action.move_to == district:
         return 0.0, 0.0
     # Options list every other district in order, so the target's place is known.
-    index = action.move_to - 1 if action.move_to < view.district else action.move_to - 2
-    if 0 <= index < len(view.options) and view.options[index].district == action.move_to:
-        option = view.options[index]
+    index = action.move_to - 1 if action.move_to < district else action.move_to - 2
+    if 0 <= index < len(options) and options[index].district == action.move_to:
+        option = options[index]
         return option.delta_personal, option.delta_system
     raise ValueError(f"district {action.move_to} is not among the options")
