@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
@@ -189,9 +188,9 @@ class LinesByKind:
 def sort_by_kind(lines: list[bytes], first_number: int = 1) -> LinesByKind | None:
     """Sort ``lines`` (numbered from ``first_number``) by kind with array operations.
 
-    None when a line is too short to hold a kind, or has a bulk kind's letter without its exact
-    ``{"kind":"<kind>"`` opening: the caller then takes the exact line-by-line path, which names
-    the line at fault or sorts it as that path always did.
+    A line is placed by one byte, so the caller checks that each line is of the kind it was
+    placed as (a typed decoder does, and fails on any other). None when a line is too short to
+    hold a kind: the caller then takes the exact line-by-line path, which names the line.
     """
     try:
         codes = np.fromiter(map(itemgetter(_KIND_BYTE), lines), dtype=np.uint8, count=len(lines))
@@ -205,15 +204,16 @@ def sort_by_kind(lines: list[bytes], first_number: int = 1) -> LinesByKind | Non
     rest = np.ones(len(lines), dtype=bool)
     for kind in BULK_KINDS:
         mask = codes == ord(kind[0])
-        chosen: list[bytes] = objects[mask].tolist()
-        prefix = f'{{"kind":"{kind}"'.encode()
-        if not all(map(bytes.startswith, chosen, repeat(prefix))):
-            return None
-        bulk[kind] = chosen
+        bulk[kind] = objects[mask].tolist()
         numbers[kind] = np.flatnonzero(mask) + first_number
         rest &= ~mask
     others = [(int(i) + first_number, lines[i]) for i in np.flatnonzero(rest)]
     return LinesByKind(bulk=bulk, numbers=numbers, others=others)
+
+
+def opening(kind: str) -> bytes:
+    """How msgspec begins a record of ``kind``."""
+    return f'{{"kind":"{kind}"'.encode()
 
 
 @contextmanager
@@ -231,4 +231,10 @@ def gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # What was built is long-lived: move it to the oldest generation in O(1) rather than
+        # have the first young collection walk all of it (0.26 s for a 1M-record log). A
+        # caller's own frozen objects are left alone: freeze/unfreeze would thaw them.
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()

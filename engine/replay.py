@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from operator import attrgetter
 from pathlib import Path
+from types import GenericAlias
 from typing import Any
 
 import msgspec
@@ -202,10 +203,9 @@ class Replayer:
             raise ReplayError(f"{self.logged.path}: the log has no record of tick {tick}")
         line, recorded = self.logged.ticks[tick]
         decisions = self.logged.decisions.get(tick, [])
-        action_type = self.world_plugin.action_type
-        actions: dict[AgentId, Any] = {}
         policies = self.policies
-        convert = msgspec.convert
+        acting: list[AgentId] = []
+        logged_actions: list[Any] = []
         # Once per decision of the run: names are bound outside the loop.
         for decision in decisions:
             agent = decision.agent
@@ -215,7 +215,9 @@ class Replayer:
                 if valid:
                     policy.absorb(tick, agent, decision.fields, view)
             if valid:
-                actions[agent] = convert(decision.action, action_type)
+                acting.append(agent)
+                logged_actions.append(decision.action)
+        actions = dict(zip(acting, self._actions(logged_actions), strict=True))
         if self.world.independent:
             for agent, action in sorted(actions.items()):
                 rng = self.seeds.rng("conflicts", tick, agent)
@@ -233,6 +235,16 @@ class Replayer:
             )
         self.tick = tick
         return recorded
+
+    def _actions(self, logged: list[Any]) -> list[Any]:
+        """The world's actions from their logged form, converted in one call."""
+        action_type = self.world_plugin.action_type
+        try:
+            converted: list[Any] = msgspec.convert(logged, GenericAlias(list, (action_type,)))
+        except msgspec.ValidationError:
+            # Each alone, so the error is the one a single action's conversion raises.
+            converted = [msgspec.convert(action, action_type) for action in logged]
+        return converted
 
     def advance_to(self, tick: int) -> None:
         # Replay builds outcomes and memories by the hundred thousand and no cycles among them.
