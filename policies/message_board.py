@@ -236,7 +236,8 @@ class MessageBoard:
         offline = self.config.offline
         own = OFFLINE_POSTS.get(stance, ())
         if own and rng.random() < offline.post_probability:
-            fields["post"] = own[int(rng.integers(len(own)))]
+            # random() rather than integers(): a tenth of the cost, once per decision.
+            fields["post"] = own[int(rng.random() * len(own))]
         if not board.posts:
             return fields
         derived = self._derive(board)

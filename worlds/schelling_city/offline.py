@@ -105,7 +105,7 @@ class RuleResidents:
             return 0
         if len(menu.best) == 1:
             return menu.best[0]
-        return menu.best[int(rng.integers(len(menu.best)))]
+        return menu.best[int(rng.random() * len(menu.best))]
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ class SchellingCity:
         self._ids = tuple(range(config.agents))
         self._options: dict[int, tuple[Option, ...]] = {}
         self._populations: tuple[int, ...] | None = None
+        self._rounded: dict[int, float] = {}
         self._last: dict[str, Any] = self._empty_tick_stats()
 
     def _initial_placement(self, rng: np.random.Generator) -> NDArray[np.int64]:
@@ -112,13 +113,21 @@ class SchellingCity:
 
     def observe(self, agent_id: int) -> CityView:
         origin = int(self.home[agent_id])
+        populations = self._population_tuple()
         return CityView(
             district=origin + 1,
-            utility=round(self.utility_of(int(self.populations[origin])), 6),
-            populations=self._population_tuple(),
+            utility=self._rounded_utility(populations[origin]),
+            populations=populations,
             capacity=self.capacity,
             options=self._options_from(origin),
         )
+
+    def _rounded_utility(self, population: int) -> float:
+        # One value per population size, asked for at every observation.
+        value = self._rounded.get(population)
+        if value is None:
+            value = self._rounded[population] = round(self.utility_of(population), 6)
+        return value
 
     def _population_tuple(self) -> tuple[int, ...]:
         if self._populations is None:
