@@ -73,7 +73,7 @@ class RunLogWriter:
         self.records = 1
 
     def append(self, record: LogRecord) -> None:
-        # ``append_many`` for one record, without its loop: this is the per-decision path.
+        # ``append_many`` of one record, without the tuple and the loop.
         buffer = self._buffer
         self._encoder.encode_into(record, buffer)  # offset 0: replaces what the buffer held
         buffer.append(10)  # b"\n"
@@ -172,6 +172,35 @@ def numbered_records(
 # ``kind`` first, so the byte after '{"kind":"' sorts a line without decoding it.
 BULK_KINDS = ("decision", "tick", "post", "like")
 _KIND_BYTE = len(b'{"kind":"')
+
+
+CHUNK_BYTES = 1 << 22  # 1 to 8 MiB read alike here
+
+
+class LineChunks:
+    """A log's complete lines, a few MiB at a time; ``torn`` then holds a torn last line.
+
+    The lines of one chunk are freed before the next is split, so their memory is reused
+    rather than faulted in afresh (0.1 s less on a 1M-record log than splitting the whole file
+    at once), and the file is never held whole beside its lines.
+    """
+
+    def __init__(self, path: Path, chunk: int | None = None) -> None:
+        self.path = path
+        self.chunk = chunk or CHUNK_BYTES
+        self.torn = b""
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        rest = b""
+        with open(self.path, "rb") as file:
+            while chunk := file.read(self.chunk):
+                lines = chunk.split(b"\n")
+                if rest:  # only the line cut at the chunk's start is joined, not the chunk
+                    lines[0] = rest + lines[0]
+                rest = lines.pop()  # the line the next chunk finishes, or a torn last line
+                if lines:
+                    yield lines
+        self.torn = rest
 
 
 @dataclass(frozen=True)

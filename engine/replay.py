@@ -19,7 +19,14 @@ from typing import Any
 import msgspec
 
 from engine.config import ConfigError, InferenceSection, check
-from engine.log import LOG_NAME, LogFormatError, gc_paused, numbered_records, sort_by_kind
+from engine.log import (
+    LOG_NAME,
+    LineChunks,
+    LogFormatError,
+    gc_paused,
+    numbered_records,
+    sort_by_kind,
+)
 from engine.plugins import load_plugin
 from engine.protocols import Agent, Policy, World, WorldPrompts
 from engine.records import (
@@ -67,12 +74,12 @@ def read_run(run: str | Path) -> LoggedRun:
     path = run / LOG_NAME if run.is_dir() else run
     if not path.exists():
         raise ReplayError(f"{path}: no such log (is {run} a run directory?)")
-    data = path.read_bytes()
     with gc_paused():
-        logged = _read_by_kind(path, data)
+        logged = _read_by_kind(path)
         if logged is None:
+            data = path.read_bytes()
             logged = _read_in_order(path, data)
-    logged.torn = not data.endswith(b"\n")
+            logged.torn = not data.endswith(b"\n")
     return logged
 
 
@@ -83,41 +90,56 @@ _POSTS = msgspec.json.Decoder(Post)
 _LIKES = msgspec.json.Decoder(Like)
 
 
-def _read_by_kind(path: Path, data: bytes) -> LoggedRun | None:
-    """The log's lines sorted by kind, each kind decoded by its own typed decoder in one pass.
+def _read_by_kind(path: Path) -> LoggedRun | None:
+    """Each chunk's lines sorted by kind, each kind decoded by its own typed decoder in C.
 
     None when anything is amiss (a line that does not decode, or a record of a bulk kind among
     the few others, whose place in its tick's list only the exact path keeps): the exact
     line-by-line path then reads the log, or names the file and line at fault.
     """
-    lines = data.split(b"\n")
-    lines.pop()  # a torn last line, or the empty string after the last newline
-    if not lines:
-        return None
-    try:
-        header = _ANY_RECORD.decode(lines[0])
-    except msgspec.DecodeError:
-        return None
-    if not isinstance(header, RunHeader):
-        return None
-    by_kind = sort_by_kind(lines[1:], first_number=2)
-    if by_kind is None:
-        return None
-    try:
-        # map: the decoders loop in C, a million records without a Python-level loop.
-        decisions = list(map(_DECISIONS.decode, by_kind.bulk["decision"]))
-        ticks = list(map(_TICKS.decode, by_kind.bulk["tick"]))
-        posts = list(map(_POSTS.decode, by_kind.bulk["post"]))
-        likes = list(map(_LIKES.decode, by_kind.bulk["like"]))
-        others = [_ANY_RECORD.decode(line) for _, line in by_kind.others]
-    except msgspec.DecodeError:
-        return None
-    logged = LoggedRun(path=path, header=header, lines=len(lines) if len(lines) > 1 else 0)
-    for other in others:
-        if isinstance(other, RunEnd):
-            logged.end = other
-        elif not isinstance(other, RunHeader | Resumed):
+    header: RunHeader | None = None
+    decisions: list[Decision] = []
+    ticks: list[TickEnd] = []
+    posts: list[Post] = []
+    likes: list[Like] = []
+    tick_numbers: list[int] = []
+    end: RunEnd | None = None
+    number = 1  # of the next line
+    chunks = LineChunks(path)
+    for lines in chunks:
+        if header is None:
+            try:
+                first = _ANY_RECORD.decode(lines[0])
+            except msgspec.DecodeError:
+                return None
+            if not isinstance(first, RunHeader):
+                return None
+            header = first
+            del lines[0]
+            number = 2
+        by_kind = sort_by_kind(lines, first_number=number)
+        if by_kind is None:
             return None
+        try:
+            # map: the decoders loop in C, a million records with no Python-level loop.
+            decisions += map(_DECISIONS.decode, by_kind.bulk["decision"])
+            ticks += map(_TICKS.decode, by_kind.bulk["tick"])
+            posts += map(_POSTS.decode, by_kind.bulk["post"])
+            likes += map(_LIKES.decode, by_kind.bulk["like"])
+            others = [_ANY_RECORD.decode(line) for _, line in by_kind.others]
+        except msgspec.DecodeError:
+            return None
+        for other in others:
+            if isinstance(other, RunEnd):
+                end = other
+            elif not isinstance(other, RunHeader | Resumed):
+                return None
+        tick_numbers += by_kind.numbers["tick"].tolist()
+        number += len(lines)
+    if header is None:
+        return None
+    last_line = number - 1
+    logged = LoggedRun(path=path, header=header, end=end, lines=last_line if last_line > 1 else 0)
     by_tick = attrgetter("tick")
     for tick, decided in groupby(decisions, by_tick):
         logged.decisions[tick].extend(decided)
@@ -125,8 +147,9 @@ def _read_by_kind(path: Path, data: bytes) -> LoggedRun | None:
         logged.posts[tick].extend(posted)
     for tick, liked in groupby(likes, by_tick):
         logged.likes[tick].extend(liked)
-    for number, record in zip(by_kind.numbers["tick"].tolist(), ticks, strict=True):
-        logged.ticks[record.tick] = (number, record)
+    for line, record in zip(tick_numbers, ticks, strict=True):
+        logged.ticks[record.tick] = (line, record)
+    logged.torn = chunks.torn != b""
     return logged
 
 
@@ -203,21 +226,20 @@ class Replayer:
             raise ReplayError(f"{self.logged.path}: the log has no record of tick {tick}")
         line, recorded = self.logged.ticks[tick]
         decisions = self.logged.decisions.get(tick, [])
-        policies = self.policies
-        acting: list[AgentId] = []
-        logged_actions: list[Any] = []
-        # Once per decision of the run: names are bound outside the loop.
+        # Once per decision of the run: each policy's methods are bound once a tick.
+        hooks = [(policy.view, policy.absorb) for policy in self.policies]
         for decision in decisions:
             agent = decision.agent
-            valid = decision.valid
-            for policy in policies:
-                view = policy.view(agent, tick)
-                if valid:
-                    policy.absorb(tick, agent, decision.fields, view)
-            if valid:
-                acting.append(agent)
-                logged_actions.append(decision.action)
-        actions = dict(zip(acting, self._actions(logged_actions), strict=True))
+            if decision.valid:
+                for view_of, absorb in hooks:
+                    absorb(tick, agent, decision.fields, view_of(agent, tick))
+            else:
+                for view_of, _ in hooks:
+                    view_of(agent, tick)
+        valid = [decision for decision in decisions if decision.valid]
+        actions = dict(
+            zip([d.agent for d in valid], self._actions([d.action for d in valid]), strict=True)
+        )
         if self.world.independent:
             for agent, action in sorted(actions.items()):
                 rng = self.seeds.rng("conflicts", tick, agent)
@@ -253,8 +275,9 @@ class Replayer:
                 self.step()
 
     def _remember(self, tick: int, outcomes: dict[AgentId, Any]) -> None:
+        agents = self.agents
         for agent, outcome in outcomes.items():
-            self.agents[agent].remember(tick, outcome)
+            agents[agent].remember(tick, outcome)
 
 
 def _unbuildable(path: Path, exc: Exception) -> ReplayError:
