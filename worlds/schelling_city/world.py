@@ -187,21 +187,21 @@ class SchellingCity:
     def apply(
         self, tick: int, actions: Mapping[int, Any], rng: np.random.Generator
     ) -> dict[int, Any]:
-        matrix = np.zeros((3, 3), dtype=np.int64)
+        # Plain lists in the per-agent loops: numpy scalar access costs more than the work.
+        home, populations = self.home.tolist(), self.populations.tolist()
+        matrix = [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
         acts = {"altruistic": 0, "egoistic": 0, "other": 0}
-        before = {
-            agent: self.utility_of(int(self.populations[self.home[agent]])) for agent in actions
-        }
+        before = {agent: self._rounded_utility(populations[home[agent]]) for agent in actions}
         wanting: dict[int, list[int]] = {}
         for agent, action in actions.items():
-            origin = int(self.home[agent])
+            origin = home[agent]
             delta_personal, delta_system = _option_deltas(
                 origin + 1, self._options_from(origin), action
             )
-            matrix[sign(delta_personal) + 1, sign(delta_system) + 1] += 1
+            matrix[sign(delta_personal) + 1][sign(delta_system) + 1] += 1
             acts[act_kind(delta_personal, delta_system)] += 1
             target = action.move_to
-            if target is not None and target - 1 != self.home[agent]:
+            if target is not None and target - 1 != origin:
                 wanting.setdefault(target - 1, []).append(agent)
 
         movers: list[tuple[int, int]] = []
@@ -209,7 +209,7 @@ class SchellingCity:
         for destination in sorted(wanting):
             requesters = sorted(wanting[destination])
             # Room is counted on the state everyone saw, so the outcome does not depend on order.
-            room = max(0, self.capacity - int(self.populations[destination]))
+            room = max(0, self.capacity - populations[destination])
             if len(requesters) > room:
                 order = rng.permutation(len(requesters))
                 winners = {requesters[i] for i in order[:room]}
@@ -222,11 +222,14 @@ class SchellingCity:
                     blocked.add(agent)
 
         for agent, destination in movers:
-            self.populations[self.home[agent]] -= 1
-            self.populations[destination] += 1
-            self.home[agent] = destination
-        self._options.clear()
-        self._populations = None
+            populations[home[agent]] -= 1
+            populations[destination] += 1
+            home[agent] = destination
+        if movers:
+            self.home[:] = home
+            self.populations[:] = populations
+            self._options.clear()
+            self._populations = None
 
         outcomes: dict[int, Any] = {}
         moved = {agent for agent, _ in movers}
@@ -235,16 +238,16 @@ class SchellingCity:
                 wanted=action.move_to,
                 moved=agent in moved,
                 blocked=agent in blocked,
-                district=int(self.home[agent]) + 1,
-                utility_before=round(before[agent], 6),
-                utility_after=round(self.utility_of(int(self.populations[self.home[agent]])), 6),
+                district=home[agent] + 1,
+                utility_before=before[agent],
+                utility_after=self._rounded_utility(populations[home[agent]]),
             )
         acted = len(actions)
         self._last = {
             "acted": acted,
             "moves": len(movers),
             "blocked": len(blocked),
-            "matrix": matrix.tolist(),
+            "matrix": matrix,
             "altruistic_share": round(acts["altruistic"] / acted, 6) if acted else 0.0,
             "egoistic_share": round(acts["egoistic"] / acted, 6) if acted else 0.0,
         }
