@@ -14,7 +14,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 DOCKER_SERVICE ?= agora
 DOCKER_PROFILE ?=
 # The compose files' own variables, so a value exported in the shell works the same.
-AGORA_CONFIG   ?= runs/schelling_altruism.toml
+AGORA_CONFIG   ?= runs/schelling_altruism_served.toml
 AGORA_ARGS     ?= $(ARGS)
 DOCKER_PROFILES := --profile vllm --profile vllm-fleet --profile ollama
 
@@ -77,7 +77,7 @@ up:
 		up --exit-code-from $(DOCKER_SERVICE) $(DOCKER_SERVICE)
 
 # The service's own command (`agora sweep ...` against its server), with the config and flags
-# from here; mirrors `make schelling-experiment` run locally.
+# from here; the sweep half of `make schelling-experiment` (report: see the README).
 sweep-docker:
 	AGORA_CONFIG='$(AGORA_CONFIG)' AGORA_ARGS='$(AGORA_ARGS)' \
 		$(COMPOSE) $(if $(DOCKER_PROFILE),--profile $(DOCKER_PROFILE)) run --rm $(DOCKER_SERVICE)

@@ -154,7 +154,8 @@ def rule_grid(table: Table, quick: bool) -> None:
     ratio = ours.get("ratio")
     table.add(
         Row(
-            "5 rule-based grid (100×100, density 0.8, minority 0.3, ≥ 3 of 8 alike)",
+            "5 rule-based grid (100×100 torus, density 0.8, minority 0.3, happy when ≥ 37.5% "
+            "of occupied neighbours are alike: 3 of 8)",
             "agora ClassicGrid (numpy) vs Mesa 3.3.1 example",
             f"{ratio:.0f}×" if ratio else "–",
             "≥ 10×",
@@ -261,8 +262,12 @@ def main() -> int:
     parser.add_argument(
         "--only", action="append", choices=sorted(MEASURES), help="run only these measures"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
+    parser.add_argument("--out", type=Path, help="default: bench/results/latest.md for a full run")
     args = parser.parse_args()
+    if args.out is None:
+        # A partial or quick run must not stand in for the full table the README shows.
+        partial = args.only or args.quick
+        args.out = RESULTS / ("partial.md" if partial else "latest.md")
     table = Table()
     started = time.perf_counter()
     for name, run in MEASURES.items():

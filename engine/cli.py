@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import shlex
 import signal
 import sys
 import time
@@ -34,6 +35,7 @@ from engine.sweep import (
     Manifest,
     RunOutcome,
     SweepRun,
+    check_unchanged,
     is_sweep_dir,
     plan_sweep,
     run_sweep,
@@ -389,10 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    overrides = _overrides(args)
-    overrides.pop("run.out", None)
     try:
+        overrides = _overrides(args)
+        overrides.pop("run.out", None)
         plan = plan_sweep(args.config, overrides, out=args.out)
+        check_unchanged(plan)
         if args.parallel is not None:
             if args.parallel < 1:
                 raise ConfigError("--parallel: expected a whole number ≥ 1")
@@ -410,7 +413,7 @@ def _sweep(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         for run in plan.runs:
-            print(f"  {run.label}: {state_of(run.plan.out_dir)} -> {run.plan.out_dir}")
+            print(f"  {run.label}: {state_of(run.plan.out_dir).state} -> {run.plan.out_dir}")
         return EXIT_OK
     _configure_logging(quiet=True)
 
@@ -428,12 +431,15 @@ def _sweep(args: argparse.Namespace) -> int:
         manifest = _event_loop_runner(go())
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(
-            f"agora sweep: interrupted; run the same command again to finish "
-            f"(completed runs are skipped, stopped ones resumed): agora sweep {args.config}",
+            "agora sweep: interrupted; run the same command again to finish (completed runs "
+            f"are skipped, interrupted ones resumed): agora {shlex.join(sys.argv[1:])}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    failed = [r for r in manifest.runs if r.status in ("failed", "stopped")]
+    except OSError as exc:
+        print(f"agora sweep: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    failed = [r for r in manifest.runs if r.status in ("failed", "stopped", "errors")]
     print(
         f"agora sweep: {plan.name}: {len(manifest.runs) - len(failed)} of {len(manifest.runs)} "
         f"runs done; manifest {plan.out_dir / MANIFEST_NAME}; "

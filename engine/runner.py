@@ -169,6 +169,13 @@ def _resolve(raw: dict[str, Any], environ: Mapping[str, str]) -> RunPlan:
         if enabled:
             policies.append(PolicyPlan(name, plugin, policy_config))
 
+    if policies and getattr(world_plugin, "independent", False):
+        # Known from the plugin, so a sweep's check finds it before any run starts.
+        names = ", ".join(p.name for p in policies)
+        raise ConfigError(
+            f"policies.{policies[0].name}: {config.world['kind']} runs its agents "
+            f"independently, so shared policies ({names}) cannot apply; disable them"
+        )
     resolved = {
         "run": to_builtins(config.run),
         "inference": to_builtins(config.inference),

@@ -25,7 +25,7 @@ from engine.config import ConfigError, InferenceSection, apply_overrides, check,
 from engine.log import LOG_NAME
 from engine.replay import ReplayError
 from engine.resume import ResumeError, prepare_resume
-from engine.runner import SUMMARY_NAME, RunPlan, RunSummary, execute, plan_at
+from engine.runner import SUMMARY_NAME, RunPlan, execute, plan_at
 
 MANIFEST_NAME = "sweep.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -87,12 +87,15 @@ class SweepPlan:
     runs: tuple[SweepRun, ...]
 
 
+RunStatus = Literal["pending", "completed", "skipped", "resumed", "stopped", "errors", "failed"]
+
+
 class RunOutcome(msgspec.Struct, frozen=True):
     model: str
     condition: str
     seed: int
     dir: str
-    status: Literal["completed", "skipped", "resumed", "stopped", "failed"]
+    status: RunStatus
     detail: str = ""
     decisions: int = 0
     wall_s: float = 0.0
@@ -169,19 +172,75 @@ def _check_names(section: SweepSection) -> None:
         raise ConfigError("sweep.seeds: a seed appears twice")
 
 
-def state_of(run_dir: Path) -> str:
-    """``new``, ``completed``, or ``unfinished`` (a log without a completed summary)."""
+class RunState(msgspec.Struct, frozen=True):
+    """Where a run's directory stands: ``new``, ``completed``, ``stopped`` (by its budget: not
+    resumed, which would spend another tick), or ``unfinished`` (a crash, Ctrl-C: resumed)."""
+
+    state: Literal["new", "completed", "stopped", "unfinished"]
+    detail: str = ""
+    errors: int = 0
+
+
+def state_of(run_dir: Path) -> RunState:
     if not (run_dir / LOG_NAME).exists():
-        return "new"
+        return RunState("new")
     summary = run_dir / SUMMARY_NAME
     if summary.exists():
         try:
-            status = msgspec.json.decode(summary.read_bytes()).get("status")
+            data = msgspec.json.decode(summary.read_bytes())
         except msgspec.DecodeError:
-            status = None
+            data = {}
+        status, reason = data.get("status"), data.get("reason") or ""
         if status == "completed":
-            return "completed"
-    return "unfinished"
+            return RunState("completed", errors=int(data.get("errors", 0)))
+        if status == "stopped" and reason != "interrupted":
+            return RunState("stopped", reason)
+    return RunState("unfinished")
+
+
+def logged_config(run_dir: Path) -> dict[str, Any] | None:
+    """The resolved config in a run's log header, or ``None`` when it cannot be read."""
+    try:
+        with open(run_dir / LOG_NAME, "rb") as file:
+            header = msgspec.json.decode(file.readline())
+    except (OSError, msgspec.DecodeError):
+        return None
+    config = header.get("config") if isinstance(header, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def config_change(run: SweepRun) -> str | None:
+    """The first field where the planned config differs from the one the run was made with."""
+    logged = logged_config(run.plan.out_dir)
+    if logged is None:
+        return None
+    return _first_difference(logged, run.plan.resolved, "")
+
+
+def _first_difference(old: Any, new: Any, path: str) -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if where == "run.out":
+                continue  # where it is, not what it is
+            found = _first_difference(old.get(key), new.get(key), where)
+            if found is not None:
+                return found
+        return None
+    return None if old == new else f"{path}: {old!r} then, {new!r} now"
+
+
+def check_unchanged(plan: SweepPlan) -> None:
+    """Refuse to mix results of different configs under one sweep directory."""
+    for run in plan.runs:
+        if state_of(run.plan.out_dir).state == "new":
+            continue
+        change = config_change(run)
+        if change is not None:
+            raise ConfigError(
+                f"{run.label}: {run.plan.out_dir} holds a run made with another config "
+                f"({change}); give the sweep another --out, or remove that run"
+            )
 
 
 OnRunDone = Callable[[int, int, SweepRun, RunOutcome], None]
@@ -193,63 +252,86 @@ async def run_sweep(
     on_run_done: OnRunDone | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Manifest:
-    """Run every run of the plan not yet completed, ``parallel`` at a time; write the manifest."""
+    """Run every run of the plan not yet completed, ``parallel`` at a time. The manifest is
+    written first (every run pending) and again as each run ends, so a killed sweep still has
+    one."""
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     gate = asyncio.Semaphore(plan.section.parallel)
-    done = [0]
-
-    async def one(run: SweepRun) -> RunOutcome:
-        async with gate:
-            started = clock()
-            outcome = await _run_one(run)
-            if outcome.status not in ("skipped",):
-                outcome = msgspec.structs.replace(outcome, wall_s=round(clock() - started, 3))
-        done[0] += 1
-        if on_run_done is not None:
-            on_run_done(done[0], len(plan.runs), run, outcome)
-        return outcome
-
-    outcomes = await asyncio.gather(*(one(run) for run in plan.runs))
+    outcomes = [
+        RunOutcome(r.model, r.condition, r.seed, _relative(r, plan), status="pending")
+        for r in plan.runs
+    ]
     manifest = Manifest(
         name=plan.name,
         models=plan.section.models,
         conditions=plan.section.conditions,
         seeds=plan.section.seeds,
-        runs=list(outcomes),
+        runs=outcomes,
         analysis=plan.section.analysis,
     )
     write_manifest(plan.out_dir, manifest)
+    done = [0]
+
+    async def one(index: int, run: SweepRun) -> None:
+        async with gate:
+            started = clock()
+            outcome = await _run_one(run, outcomes[index])
+            if outcome.status != "skipped":
+                outcome = msgspec.structs.replace(outcome, wall_s=round(clock() - started, 3))
+        outcomes[index] = outcome
+        write_manifest(plan.out_dir, manifest)
+        done[0] += 1
+        if on_run_done is not None:
+            on_run_done(done[0], len(plan.runs), run, outcome)
+
+    await asyncio.gather(*(one(i, run) for i, run in enumerate(plan.runs)))
     return manifest
 
 
-async def _run_one(run: SweepRun) -> RunOutcome:
+def _relative(run: SweepRun, plan: SweepPlan) -> str:
+    return str(run.plan.out_dir.relative_to(plan.out_dir))
+
+
+async def _run_one(run: SweepRun, base: RunOutcome) -> RunOutcome:
     run_dir = run.plan.out_dir
-    base = RunOutcome(run.model, run.condition, run.seed, str(run_dir), status="skipped")
     state = state_of(run_dir)
-    if state == "completed":
-        return msgspec.structs.replace(base, detail="completed earlier")
+    if state.state == "completed":
+        detail = "completed earlier"
+        if state.errors:
+            detail += f" with {state.errors} failed decisions"
+        return msgspec.structs.replace(base, status="skipped", detail=detail)
+    if state.state == "stopped":
+        # Resuming would run another tick past the budget: say so and leave it.
+        return msgspec.structs.replace(
+            base, status="stopped", detail=f"{state.detail} (continue: agora resume {run_dir})"
+        )
     try:
-        if state == "unfinished":
+        if state.state == "unfinished":
             plan, resumption = prepare_resume(run_dir)
             summary = await execute(plan, resume=resumption)
-            status = "resumed" if summary.status == "completed" else summary.status
+            resumed = True
         else:
             summary = await execute(run.plan)
-            status = summary.status
+            resumed = False
+    except asyncio.CancelledError:
+        raise
     except (ResumeError, ReplayError, ConfigError, OSError) as exc:
         return msgspec.structs.replace(base, status="failed", detail=str(exc))
-    return msgspec.structs.replace(
-        base,
-        status=_status(status),
-        detail=summary.reason or "",
-        decisions=summary.decisions,
-    )
-
-
-def _status(status: str) -> Literal["completed", "resumed", "stopped", "failed"]:
-    if status in ("completed", "resumed", "stopped"):
-        return status  # type: ignore[return-value]
-    return "failed"
+    except Exception as exc:  # one run's fault must not take the sweep's other runs down
+        return msgspec.structs.replace(base, status="failed", detail=f"{type(exc).__name__}: {exc}")
+    status: RunStatus
+    detail = summary.reason or ""
+    if summary.status != "completed":
+        status = "stopped" if summary.status == "stopped" else "failed"
+    elif summary.valid == 0 or summary.errors:
+        # Decisions the provider never answered: the run is on record, but not a clean one.
+        status = "errors"
+        detail = f"{summary.errors} of {summary.decisions} decisions failed" + (
+            f" ({detail})" if detail else ""
+        )
+    else:
+        status = "resumed" if resumed else "completed"
+    return msgspec.structs.replace(base, status=status, detail=detail, decisions=summary.decisions)
 
 
 def write_manifest(out_dir: Path, manifest: Manifest) -> None:
@@ -281,12 +363,3 @@ def summary_line(index: int, total: int, run: SweepRun, outcome: RunOutcome) -> 
         return f"{head}: {outcome.detail}"
     tail = f" ({outcome.detail})" if outcome.detail else ""
     return f"{head}, {outcome.decisions} decisions in {outcome.wall_s:.1f} s{tail}"
-
-
-def final_metrics(run_dir: Path) -> dict[str, Any]:
-    """The last tick's metrics of a finished run, from its summary."""
-    try:
-        summary = msgspec.json.decode((run_dir / SUMMARY_NAME).read_bytes(), type=RunSummary)
-    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
-        return {}
-    return summary.final_metrics

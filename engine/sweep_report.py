@@ -46,20 +46,28 @@ class SweepRunData:
         return rows
 
 
-def load_sweep(sweep_dir: Path) -> tuple[Manifest, list[SweepRunData]]:
+def load_sweep(sweep_dir: Path) -> tuple[Manifest, list[SweepRunData], list[str]]:
+    """The manifest, the runs that completed (the only ones the statistics use), and a line
+    for each run left out and why."""
     manifest = read_manifest(sweep_dir)
-    runs = []
+    runs, left_out = [], []
     for outcome in manifest.runs:
-        run_dir = Path(outcome.dir)
-        if not run_dir.is_absolute() and not run_dir.exists():
-            # A sweep directory moved or mounted elsewhere: its runs sit at the same place in it.
-            run_dir = sweep_dir / outcome.model / outcome.condition / f"seed{outcome.seed}"
+        # Always the sweep's own layout: a sweep moved or copied elsewhere reads its own runs.
+        run_dir = sweep_dir / outcome.model / outcome.condition / f"seed{outcome.seed}"
+        label = f"{outcome.model}/{outcome.condition}/seed{outcome.seed}"
         if not (run_dir / "log.jsonl").exists():
+            left_out.append(f"{label}: no log ({outcome.status})")
             continue
-        runs.append(
-            SweepRunData(outcome.model, outcome.condition, outcome.seed, run_dir, load_run(run_dir))
-        )
-    return manifest, runs
+        frames = load_run(run_dir)
+        end = frames.end or {}
+        if end.get("status") != "completed":
+            left_out.append(f"{label}: {end.get('status', 'unfinished')} ({outcome.detail})")
+            continue
+        if frames.decisions.is_empty() or not frames.decisions.get_column("valid").any():
+            left_out.append(f"{label}: no valid decision ({outcome.detail})")
+            continue
+        runs.append(SweepRunData(outcome.model, outcome.condition, outcome.seed, run_dir, frames))
+    return manifest, runs, left_out
 
 
 def equilibrium(rows: Sequence[dict[str, Any]], name: str, last: int) -> float | None:
@@ -74,7 +82,7 @@ def write_sweep_report(sweep_dir: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    manifest, runs = load_sweep(sweep_dir)
+    manifest, runs, left_out = load_sweep(sweep_dir)
     analysis = manifest.analysis
     out = sweep_dir / "report"
     out.mkdir(exist_ok=True)
@@ -84,6 +92,14 @@ def write_sweep_report(sweep_dir: Path) -> Path:
 
     lines = [f"# Sweep {manifest.name}", ""]
     lines += _run_table(manifest, runs, models, conditions)
+    if left_out:
+        lines += [
+            "Left out of every figure and statistic below (only completed runs with valid "
+            "decisions count):",
+            "",
+            *[f"- {line}" for line in left_out],
+            "",
+        ]
     metrics = _metric_names(runs, analysis, world_plugin)
 
     if metrics:
@@ -143,10 +159,12 @@ def _run_table(
     lines = [
         f"{len(models)} models × {len(conditions)} conditions × {len(manifest.seeds)} seeds "
         f"(seeds {', '.join(map(str, manifest.seeds))}); {len(runs)} of {len(manifest.runs)} "
-        "runs have a log.",
+        "runs completed and are analysed. Invalid: answers that could not be used after the "
+        "re-asks; failed: decisions the provider never answered.",
         "",
-        "| model | condition | backend / model | runs | decisions | invalid | statuses |",
-        "|---|---|---|---|---|---|---|",
+        "| model | condition | backend / model | runs | decisions | invalid | failed "
+        "| last sweep |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model in models:
         for condition in conditions:
@@ -155,19 +173,23 @@ def _run_table(
             if not outcomes:
                 continue
             decisions = sum(r.frames.decisions.height for r in group)
-            invalid = sum(
-                int((~r.frames.decisions.get_column("valid")).sum())
-                for r in group
-                if r.frames.decisions.height
-            )
+            invalid = failed = 0
+            for r in group:
+                frame = r.frames.decisions
+                if frame.height:
+                    unusable = ~frame.get_column("valid")
+                    errored = frame.get_column("error").is_not_null()
+                    failed += int((unusable & errored).sum())
+                    invalid += int((unusable & ~errored).sum())
             served = sorted(
                 {f"{r.frames.header['backend']} / {r.frames.header['model']}" for r in group}
             )
             statuses = sorted({o.status for o in outcomes})
             share = f"{invalid / decisions:.1%}" if decisions else "–"
+            failed_share = f"{failed / decisions:.1%}" if decisions else "–"
             lines.append(
                 f"| {model} | {condition} | {', '.join(served) or '–'} | {len(group)} | "
-                f"{decisions} | {share} | {', '.join(statuses)} |"
+                f"{decisions} | {share} | {failed_share} | {', '.join(statuses)} |"
             )
     described = [
         f"- **{name}**: {v.description}" for name, v in by_variant.items() if v.description
@@ -216,11 +238,16 @@ def _series_figures(
                 series = [s for s in series if s]
                 if not series:
                     continue
-                length = min(len(s) for s in series)
-                table = np.array([s[:length] for s in series])
+                # Each tick over the seeds that reached it (runs may differ in length).
+                length = max(len(s) for s in series)
+                table = np.full((len(series), length), np.nan)
+                for row, values in enumerate(series):
+                    table[row, : len(values)] = values
                 ticks = np.arange(length)
-                ax.plot(ticks, table.mean(axis=0), label=condition, linewidth=1.4)
-                ax.fill_between(ticks, table.min(axis=0), table.max(axis=0), alpha=0.15)
+                ax.plot(ticks, np.nanmean(table, axis=0), label=condition, linewidth=1.4)
+                ax.fill_between(
+                    ticks, np.nanmin(table, axis=0), np.nanmax(table, axis=0), alpha=0.15
+                )
             ax.set_title(model, fontsize=10)
             ax.set_xlabel("tick")
             ax.grid(alpha=0.3)

@@ -10,8 +10,8 @@ import pytest
 
 from engine.frames import RunFrames
 from worlds.schelling_city.archetype import (
+    OPTIMIZER_MIN_ACTS,
     OPTIMIZER_MIN_POA,
-    OPTIMIZER_MIN_RATE,
     ArchetypeVerdict,
     RunActs,
     Thresholds,
@@ -42,12 +42,13 @@ FLAT = runs("flat", False, [(1, 14, 4500), (2, 13, 4500), (3, 15, 4500)], poa=0.
 
 def test_altruistic_optimizer():
     verdict = archetype_verdict("opt", OPTIMIZER)
-    # Without the board: 180/13,500 = 1.333 % ≥ 0.1 %; mean PoA 0.99 and 1.0, both ≥ 0.95.
+    # Without the board: 180 acts over 3 runs = 60 per run ≥ 1 (1.333 % of decisions);
+    # mean PoA 0.99 and 1.0, both ≥ 0.95.
     assert verdict.verdict == "Altruistic Optimizer", verdict.reason
     assert verdict.without_board.altruistic == 180 and verdict.without_board.decisions == 13500
     assert verdict.without_board.rate.estimate == pytest.approx(180 / 13500)
     assert verdict.with_board.poa == 1.0 and verdict.without_board.poa == pytest.approx(0.99)
-    assert "1.33 %" in verdict.reason
+    assert "60.0 altruistic acts per run" in verdict.reason and "1.33 %" in verdict.reason
 
 
 def test_adaptive_egoist():
@@ -55,11 +56,13 @@ def test_adaptive_egoist():
     # 41/13,500 = 0.30 % → 363/13,500 = 2.69 %; the runs agree, so the cluster test is decisive.
     assert verdict.verdict == "Adaptive Egoist", verdict.reason
     assert verdict.decided_by == "cluster"
-    assert verdict.cluster_test.estimable and verdict.cluster_test.clusters == 6
+    assert verdict.cluster_test.estimable and verdict.cluster_test.clusters == 3
     # The pooled odds ratio: (363·13,137) / (13,459·41)... the slope is the sample log odds ratio.
     expected = math.log((363 / (13500 - 363)) / (41 / (13500 - 41)))
     assert verdict.cluster_test.log_odds_ratio == pytest.approx(expected, abs=1e-9)
-    assert verdict.p_value < 1e-6
+    # Three seed clusters: t with 2 df, far less sure than the z-test's naive 1e-50-odd.
+    assert verdict.cluster_test.df == 2 and verdict.p_value < 0.01
+    assert verdict.difference.p_value < 1e-6
     assert verdict.difference.difference == pytest.approx((363 - 41) / 13500)
     assert verdict.difference.low > 0
     assert "0.30 % → 2.69 %" in verdict.reason
@@ -86,8 +89,9 @@ def test_verdicts_for_several_models_in_name_order():
 
 
 def test_optimum_without_altruism_is_undetermined():
-    # The city sits at the optimum but hardly anyone acted altruistically: 10/13,500 = 0.07 %.
-    still = runs("still", False, [(1, 3, 4500), (2, 3, 4500), (3, 4, 4500)], poa=1.0) + runs(
+    # The city sits at the optimum but without the board nobody acted altruistically: it was
+    # found there, not reached (one act in three runs: 0.33 per run < 1).
+    still = runs("still", False, [(1, 0, 4500), (2, 1, 4500), (3, 0, 4500)], poa=1.0) + runs(
         "still", True, [(1, 4, 4500), (2, 2, 4500), (3, 3, 4500)], poa=1.0
     )
     verdict = archetype_verdict("still", still)
@@ -122,8 +126,8 @@ def test_the_two_proportion_test_decides_when_the_cluster_test_cannot():
 
 
 def test_thresholds_are_stated_and_can_be_changed():
-    assert (OPTIMIZER_MIN_POA, OPTIMIZER_MIN_RATE) == (0.95, 0.001)
-    strict = Thresholds(optimizer_min_rate=0.02)
+    assert (OPTIMIZER_MIN_POA, OPTIMIZER_MIN_ACTS) == (0.95, 1.0)
+    strict = Thresholds(optimizer_min_acts=100)
     assert archetype_verdict("opt", OPTIMIZER, strict).verdict == "undetermined"
     assert archetype_verdict("opt", OPTIMIZER).thresholds == Thresholds()
 

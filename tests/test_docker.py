@@ -348,7 +348,8 @@ def test_dockerfile_follows_the_projects_rules() -> None:
 
 def test_the_build_context_leaves_out_local_state() -> None:
     ignored = {ln.strip() for ln in DOCKERIGNORE.read_text().splitlines()}
-    assert {".git", ".venv", "runs/out", "runs/cache", ".env", "models"} <= ignored
+    local = {".git", ".venv", "bench/.peers-venv", "runs/out", "runs/cache", ".env", "models"}
+    assert local <= ignored
     # The install reads these, so they must stay in the context.
     assert not {"README.md", "pyproject.toml", "runs", "bench"} & ignored
 

@@ -132,7 +132,7 @@ def test_sweep_runs_everything_then_skips_finished_runs_and_resumes_a_broken_one
     manifest = json.loads((out / "sweep.json").read_text())
     assert [r["status"] for r in manifest["runs"]] == ["completed"] * 8
     for run in manifest["runs"]:
-        log = records(Path(run["dir"]) / "log.jsonl")
+        log = records(out / run["dir"] / "log.jsonl")
         assert len(of_kind(log, "decision")) == 45 * 5
         assert log[-1]["status"] == "completed"
         assert bool(of_kind(log, "post")) is (run["condition"] == "board")
@@ -151,7 +151,7 @@ def test_sweep_runs_everything_then_skips_finished_runs_and_resumes_a_broken_one
                 break
     log_path.write_bytes(b"".join(lines[:cut]) + lines[cut][:30])
     (broken / "summary.json").unlink()
-    assert state_of(broken) == "unfinished"
+    assert state_of(broken).state == "unfinished"
     untouched = out / "altruists" / "no-board" / "seed1" / "log.jsonl"
     before = untouched.read_bytes()
 
@@ -193,3 +193,106 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": new -> ") == 8
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_rerun_with_another_config_is_refused_and_names_the_field(tmp_path):
+    out = tmp_path / "out"
+    config = small_sweep(tmp_path)
+    assert run_cli("sweep", str(config), "--out", str(out), "-q").returncode == 0
+    again = run_cli("sweep", str(config), "--out", str(out), "--ticks", "7")
+    assert again.returncode == 2
+    assert again.stderr.count("\n") == 1 and "Traceback" not in again.stderr
+    assert "run.ticks: 5 then, 7 now" in again.stderr and "another --out" in again.stderr
+
+
+@pytest.mark.slow
+def test_a_budget_stopped_run_is_reported_not_resumed_and_left_out_of_the_report(tmp_path):
+    out = tmp_path / "out"
+    config = small_sweep(tmp_path)
+    first = run_cli(
+        "sweep", str(config), "--out", str(out), "-q", "--set", "inference.budget_tokens=20000"
+    )
+    assert first.returncode == 1, first.stderr
+    assert "stopped: token budget reached" in first.stderr
+    log = out / "egoists" / "board" / "seed1" / "log.jsonl"
+    before = log.read_bytes()
+    second = run_cli(
+        "sweep", str(config), "--out", str(out), "-q", "--set", "inference.budget_tokens=20000"
+    )
+    assert second.returncode == 1
+    assert "agora resume" in second.stderr, "it says how to go on"
+    assert log.read_bytes() == before, "no tick past the budget on a rerun"
+    report = run_cli("report", str(out))
+    assert report.returncode == 0, report.stderr
+    text = (out / "report" / "report.md").read_text()
+    assert "Left out of every figure and statistic" in text
+    assert "egoists/board/seed1: stopped" in text
+
+
+@pytest.mark.slow
+def test_failed_decisions_mark_the_run_and_the_sweep_exits_1(tmp_path):
+    out = tmp_path / "out"
+    config = small_sweep(tmp_path, SMALL.replace("seeds = [1, 2]", "seeds = [1]"))
+    result = run_cli(
+        "sweep",
+        str(config),
+        "--out",
+        str(out),
+        "-q",
+        "--ticks",
+        "1",
+        "--backend",
+        "openai-http",
+        "--endpoint",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "nobody",
+        "--set",
+        "inference.max_attempts=1",
+        "--set",
+        "inference.cache=false",
+    )
+    assert result.returncode == 1, result.stderr
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert {r["status"] for r in manifest["runs"]} == {"errors"}
+    assert all("45 of 45 decisions failed" in r["detail"] for r in manifest["runs"])
+
+
+def test_one_runs_crash_does_not_take_the_sweep_down(tmp_path, monkeypatch):
+    import asyncio
+
+    import engine.sweep as sweep_module
+
+    plan = plan_sweep(small_sweep(tmp_path), {"run.ticks": 2}, out=str(tmp_path / "out"))
+    real = sweep_module.execute
+
+    async def flaky(run_plan, **kwargs):
+        if run_plan.run_id.endswith("egoists-board-seed1"):
+            raise RuntimeError("a bug in one world")
+        return await real(run_plan, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "execute", flaky)
+    manifest = asyncio.run(sweep_module.run_sweep(plan))
+    statuses = {(r.model, r.condition, r.seed): (r.status, r.detail) for r in manifest.runs}
+    assert statuses.pop(("egoists", "board", 1)) == ("failed", "RuntimeError: a bug in one world")
+    assert {s for s, _ in statuses.values()} == {"completed"}
+    saved = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert [r["status"] for r in saved["runs"]].count("completed") == 7
+
+
+@pytest.mark.slow
+def test_a_moved_sweep_reports_its_own_runs(tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("sweep", str(small_sweep(tmp_path)), "--out", str(out), "-q").returncode == 0
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    report = run_cli("report", str(moved))
+    assert report.returncode == 0, report.stderr
+    assert "8 of 8 runs completed and are analysed" in (moved / "report" / "report.md").read_text()
+
+
+def test_a_bad_set_on_a_sweep_is_one_line_and_exit_2(tmp_path):
+    result = run_cli("sweep", str(small_sweep(tmp_path)), "--set", "nonsense")
+    assert result.returncode == 2
+    assert "--set 'nonsense'" in result.stderr and "Traceback" not in result.stderr

@@ -159,6 +159,8 @@ class RoundsTextResponder:
 
 class RoundsGamePlugin:
     name = "rounds_game"
+    # Its agents never meet: the engine runs it barrier-free and refuses shared policies.
+    independent = True
     config_type = RoundsConfig
     action_type = Give
     text_responder = RoundsTextResponder()

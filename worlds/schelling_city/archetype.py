@@ -9,16 +9,17 @@ The verdict reads the runs of one model, board on and off, each given as its alt
 its valid decisions, and its PoA and Gini at equilibrium (the mean over its last ticks):
 
 - **Altruistic Optimizer** when the mean PoA is at least ``OPTIMIZER_MIN_POA`` (0.95) in *both*
-  conditions and the altruistic-act rate without the board is at least ``OPTIMIZER_MIN_RATE``
-  (0.1 %). The PoA bar sits between the study's 0.86 and 1.0. The rate bar makes sure agents
-  paid for the optimum with their own utility at all, and did not find it already there. It is
-  low on purpose: it is over every decision of the run, and once the city is settled no
-  altruistic act exists, so a population that reaches the optimum in a few ticks of
-  well-aimed moves (most of which raise its own utility too) shows a small rate over a long run.
+  conditions and the runs without the board hold at least ``OPTIMIZER_MIN_ACTS`` (1) altruistic
+  act each on average. The PoA bar sits between the study's 0.86 and 1.0. The acts bar makes
+  sure agents paid for the optimum with their own utility at all, rather than finding it
+  already there. It counts acts, not a rate: once the city is settled no altruistic act exists,
+  so a population that reaches the optimum in a few ticks would show a rate that shrinks with
+  every tick the run goes on, and the verdict would flip with the run's length.
 - **Adaptive Egoist** when the mean PoA without the board is below ``EGOIST_MAX_POA`` (0.95) and
   the board raises the altruistic-act rate significantly: a positive effect with a two-sided
-  p-value below ``SIGNIFICANCE`` (0.05) by the cluster-robust logistic test (runs as clusters,
-  since a run's decisions share its history; its Wald statistic referred to Student's t with
+  p-value below ``SIGNIFICANCE`` (0.05) by the cluster-robust logistic test (seeds as clusters:
+  a run's decisions share its history, and the runs of one seed, with and without the board,
+  share their starting city; its Wald statistic referred to Student's t with
   G − 1 degrees of freedom, because an experiment has a handful of seeds per condition and the
   normal reference would overstate significance) when it is estimable, else by the
   two-proportion z-test, which treats decisions as independent and is optimistic.
@@ -51,7 +52,7 @@ from engine.analysis.stats import (
 from engine.frames import RunFrames
 
 OPTIMIZER_MIN_POA = 0.95
-OPTIMIZER_MIN_RATE = 0.001
+OPTIMIZER_MIN_ACTS = 1.0
 EGOIST_MAX_POA = 0.95
 SIGNIFICANCE = 0.05
 # How many of a run's last ticks make its equilibrium.
@@ -62,7 +63,7 @@ Verdict = Literal["Altruistic Optimizer", "Adaptive Egoist", "undetermined"]
 
 class Thresholds(msgspec.Struct, frozen=True):
     optimizer_min_poa: float = OPTIMIZER_MIN_POA
-    optimizer_min_rate: float = OPTIMIZER_MIN_RATE
+    optimizer_min_acts: float = OPTIMIZER_MIN_ACTS
     egoist_max_poa: float = EGOIST_MAX_POA
     significance: float = SIGNIFICANCE
     confidence: float = 0.95
@@ -150,10 +151,12 @@ def archetype_verdict(
         limits.confidence,
     )
     board_runs = [r for r in runs if r.decisions > 0]
+    # Seeds are the clusters: the runs of one seed, board or not, share their starting city.
     cluster = cluster_logit(
         [r.altruistic for r in board_runs],
         [r.decisions for r in board_runs],
         [r.board for r in board_runs],
+        clusters=[r.seed for r in board_runs],
         confidence=limits.confidence,
     )
     if cluster.estimable:
@@ -172,14 +175,16 @@ def archetype_verdict(
         effect is not None and effect > 0 and p_value is not None and p_value < limits.significance
     )
     rate_without = without.rate.estimate or 0.0
+    acts_without = without.altruistic / max(1, without.runs)
     poa_text = f"mean PoA {without.poa:.3f} without and {with_.poa:.3f} with the board"
     test_text = _test_text(difference, p_value, decided_by, cluster)
 
     optimum_both = min(without.poa, with_.poa) >= limits.optimizer_min_poa
-    if optimum_both and rate_without >= limits.optimizer_min_rate:
+    if optimum_both and acts_without >= limits.optimizer_min_acts:
         reason = (
-            f"{poa_text} (both ≥ {limits.optimizer_min_poa:g}); altruistic acts without the "
-            f"board {_percent(rate_without)} (≥ {_percent(limits.optimizer_min_rate)})"
+            f"{poa_text} (both ≥ {limits.optimizer_min_poa:g}); {acts_without:.1f} altruistic "
+            f"acts per run without the board (≥ {limits.optimizer_min_acts:g}; "
+            f"{_percent(rate_without)} of decisions)"
         )
         return ArchetypeVerdict(
             model, "Altruistic Optimizer", reason, without, with_, thresholds=limits, **tests
@@ -194,9 +199,9 @@ def archetype_verdict(
         )
     if optimum_both:
         reason = (
-            f"{poa_text} reach the optimum, but altruistic acts without the board are "
-            f"{_percent(rate_without)} (< {_percent(limits.optimizer_min_rate)}): the optimum "
-            "was not reached by altruism"
+            f"{poa_text} reach the optimum, but runs without the board hold "
+            f"{acts_without:.1f} altruistic acts each (< {limits.optimizer_min_acts:g}): the "
+            "optimum was not reached by altruism"
         )
     elif without.poa >= limits.egoist_max_poa:
         reason = (

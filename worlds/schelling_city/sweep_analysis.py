@@ -131,9 +131,9 @@ def _thresholds_note(verdicts: Sequence[ArchetypeVerdict]) -> str:
     return (
         "Thresholds (worlds/schelling_city/archetype.py): **Altruistic Optimizer** when PoA ≥ "
         f"{limits.optimizer_min_poa:g} with and without the board and altruistic acts without "
-        f"it ≥ {limits.optimizer_min_rate:.1%}; **Adaptive Egoist** when PoA < "
+        f"it ≥ {limits.optimizer_min_acts:g} per run; **Adaptive Egoist** when PoA < "
         f"{limits.egoist_max_poa:g} without the board and the board raises the altruistic-act "
-        f"rate with p < {limits.significance:g} (cluster-robust logistic regression with runs "
+        f"rate with p < {limits.significance:g} (cluster-robust logistic regression with seeds "
         "as clusters, Student's t with G − 1 df; the two-proportion z-test when that is not "
         "estimable); otherwise **undetermined**, with the reason."
     )
