@@ -249,7 +249,8 @@ def _test_text(
     if decided_by == "cluster":
         return (
             f"{change}, odds ratio {cluster.odds_ratio:.3g}, {p_text} "
-            f"(cluster-robust logit over {cluster.clusters} runs, t with {cluster.df} df)"
+            f"(cluster-robust logit with {cluster.clusters} seeds as clusters, "
+            f"t with {cluster.df} df)"
         )
     why = f"; the cluster test is not estimable: {cluster.reason}" if cluster.reason else ""
     return f"{change}, {p_text} (two-proportion z-test{why})"
