@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.peers.setup import ensure_peers_venv
+from bench.scheduling import start_mock_server
 from engine.inference.litellm_client import LiteLLMClient, import_litellm
 from engine.inference.openai_http import OpenAIHTTPClient
 from engine.protocols import LLMClient
@@ -38,28 +38,6 @@ PROMPT = (
     "- move to district 5 (20 residents): your satisfaction 0.840 (change -0.060); "
     "city welfare change +0.400"
 )
-
-
-def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "mock-server",
-            "--port",
-            "0",
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    match = re.search(r"(http://127\.0\.0\.1:\d+/v1)", process.stdout.readline())
-    assert match, "the mock server did not start"
-    return process, match.group(1)
 
 
 async def measure(client: LLMClient, requests: int, concurrency: int) -> tuple[float, float]:
@@ -141,7 +119,7 @@ def run_client_cpu(
 ) -> dict[str, Any]:
     """Measure 2: client CPU per decision; rows for each path, ratios to openai-http."""
     peers = ensure_peers_venv() if include_mesa_llm else None
-    process, url = start_server(latency_ms)
+    process, url = start_mock_server(latency_ms)
     mesa_report: dict[str, Any] = {}
     try:
         import uvloop

@@ -25,7 +25,10 @@ from typing import Any
 ROUNDS = Path(__file__).resolve().parents[1] / "runs" / "rounds_game.toml"
 
 
-def start_mock_server(latency_ms: float, max_concurrency: int = 0) -> tuple[Any, str]:
+def start_mock_server(
+    latency_ms: float, max_concurrency: int = 0
+) -> tuple[subprocess.Popen[str], str]:
+    """``agora mock-server`` in its own process on a free port of 127.0.0.1, and its URL."""
     process = subprocess.Popen(
         [
             sys.executable,
