@@ -96,6 +96,8 @@ def test_a_judge_coder_runs_beside_the_rules_and_agreement_is_reported(tmp_path)
     assert len(coding["coders"]) == 2
     agreement = coding["agreement"]
     assert agreement["items"] > 0 and agreement["mean_kappa"] == pytest.approx(1.0)
+    # One item per distinct reasoning: repeats are not further judgements.
+    assert agreement["items"] == coding["coders"][1]["texts"] < coding["sampled"]
     assert "offline stand-in" in (agreement["note"] or "")
     assert "### Agreement:" in (out / "report" / "report.md").read_text()
 

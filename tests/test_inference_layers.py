@@ -414,3 +414,21 @@ async def test_the_token_bucket_keeps_a_debt():
     assert bucket.level == pytest.approx(0.0)
     await bucket.take(10)
     assert clock.slept == [pytest.approx(1.0)]
+
+
+def test_answers_are_cached_per_set_of_servers(tmp_path):
+    from engine.config import InferenceSection
+    from engine.inference.build import build_client
+    from engine.seeding import Seeds
+
+    def variant(endpoints):
+        settings = InferenceSection(
+            backend="openai-http", model="m", endpoints=endpoints, cache_dir=str(tmp_path)
+        )
+        client = build_client(settings, None, [], Seeds(1), {})
+        assert isinstance(client, CachedClient)
+        return client.cache.variant
+
+    one = variant(["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"])
+    assert one == variant(["http://127.0.0.1:2/v1", "http://127.0.0.1:1/v1"]), "a fleet, any order"
+    assert one != variant(["http://127.0.0.1:3/v1"]), "another server, other answers"

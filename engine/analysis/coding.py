@@ -224,7 +224,14 @@ async def code_reasonings(
     )
     agreement = None
     if judge is not None:
-        agreement = code_agreement(results[0][1], results[1][1], codebook)
+        # One item per distinct text: each coder judged each text once, so repeats of a text
+        # are not further judgements (they would shrink kappa's standard error for nothing).
+        first_rows = list({t: i for i, t in reversed(list(enumerate(texts)))}.values())
+        agreement = code_agreement(
+            [results[0][1][i] for i in first_rows],
+            [results[1][1][i] for i in first_rows],
+            codebook,
+        )
         agreement = msgspec.structs.replace(
             agreement, first=rule_coder.label, second=judge.label, note=_agreement_note(judge)
         )

@@ -73,5 +73,8 @@ def build_client(
         variant = f"{settings.backend}|json={settings.json_mode}"
         if settings.batch_max_size > 1:
             variant += f"|batch|{settings.prompt_template}"
+        # Two servers may give one model name to different weights: answers are kept per set of
+        # servers (a fleet's replicas share one key, in any order).
+        variant += "|servers=" + ",".join(sorted(settings.endpoints))
         client = CachedClient(client, ResponseCache(Path(settings.cache_dir), variant))
     return client
