@@ -12,7 +12,7 @@ import dataclasses
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -171,11 +171,7 @@ def _resolve(raw: dict[str, Any], environ: Mapping[str, str]) -> RunPlan:
 
     if policies and getattr(world_plugin, "independent", False):
         # Known from the plugin, so a sweep's check finds it before any run starts.
-        names = ", ".join(p.name for p in policies)
-        raise ConfigError(
-            f"policies.{policies[0].name}: {config.world['kind']} runs its agents "
-            f"independently, so shared policies ({names}) cannot apply; disable them"
-        )
+        raise _shared_policies_refused(str(config.world["kind"]), policies)
     resolved = {
         "run": to_builtins(config.run),
         "inference": to_builtins(config.inference),
@@ -268,11 +264,8 @@ async def execute(
         seeds = Seeds(config.run.seed)
         parts = plan.world_plugin.build(plan.world_config, seeds)
         if parts.world.independent and plan.policies:
-            names = ", ".join(p.name for p in plan.policies)
-            raise ConfigError(
-                f"policies.{plan.policies[0].name}: {plan.config.world['kind']} runs its agents "
-                f"independently, so shared policies ({names}) cannot apply; disable them"
-            )
+            # For worlds whose plugin does not say so: known once the world is built.
+            raise _shared_policies_refused(str(plan.config.world["kind"]), plan.policies)
         policies: list[Policy] = [p.plugin.build(p.config, seeds, p.name) for p in plan.policies]
         agents = plan.agent_plugin.build(
             plan.agent_config, parts.world.agent_ids(), parts.prompts, policies, config.inference
@@ -401,3 +394,11 @@ async def execute(
 
 def _scheduler_name(config: RunConfig, independent: bool) -> str:
     return "free-running" if independent and config.run.scheduler == "auto" else "lockstep"
+
+
+def _shared_policies_refused(world: str, policies: Sequence[PolicyPlan]) -> ConfigError:
+    names = ", ".join(p.name for p in policies)
+    return ConfigError(
+        f"policies.{policies[0].name}: {world} runs its agents independently, so shared "
+        f"policies ({names}) cannot apply; disable them"
+    )

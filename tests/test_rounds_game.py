@@ -46,3 +46,12 @@ def test_an_out_of_range_gift_is_invalid_and_says_why():
         prompts.decode_action({"give": "four"}, view)
     with pytest.raises(ValueError, match="whole number"):
         prompts.decode_action({"give": True}, view)
+
+
+def test_a_shared_policy_on_an_independent_world_is_refused_before_anything_runs(tmp_path):
+    config = tmp_path / "rounds.toml"
+    config.write_text(ROUNDS.read_text() + '\n[policies.board]\nkind = "message_board"\n')
+    result = run_cli("check", str(config))
+    assert result.returncode == 2
+    assert "policies.board: rounds_game runs its agents independently" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
