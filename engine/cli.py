@@ -21,12 +21,13 @@ import structlog
 from engine import __version__
 from engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
 from engine.inference.mock_server import MockServer, MockSettings, serve
+from engine.integrity import FORMAT
 from engine.log import LogBusyError, LogFormatError
 from engine.pictures import write_frames
 from engine.plugins import available, load_plugin
 from engine.progress import ProgressBar
 from engine.records import TickEnd
-from engine.replay import Replayer, ReplayError, read_run
+from engine.replay import Replayer, ReplayError, check_decisions, read_run
 from engine.report import write_report
 from engine.resume import ResumeError, prepare_resume
 from engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue a run that stopped, to its end")
     resume.add_argument("run_dir", type=Path, help="the run's directory")
     resume.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    resume.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="ask again every decision that ended in an error (and what followed from it), "
+        "also in a run that completed",
+    )
 
     replay = commands.add_parser(
         "replay", help="rebuild a run from its log, check every digest, show a tick"
@@ -114,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429"
     )
     mock.add_argument("--hang-s", type=float, default=30.0, help="how long a 'timeout' fault hangs")
+    mock.add_argument(
+        "--formats",
+        choices=["all", "json_object", "none"],
+        default="all",
+        help="response formats it takes: all (vLLM), json_object (llama-cpp-python), none",
+    )
     mock.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
     return parser
 
@@ -263,6 +276,7 @@ def _mock_server(args: argparse.Namespace) -> int:
                 "rate_malformed": args.rate_malformed,
                 "rate_drop": args.rate_drop,
                 "seed": args.seed,
+                "formats": args.formats,
             },
             MockSettings,
         )
@@ -288,13 +302,14 @@ def _mock_server(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     try:
-        plan, resumption = prepare_resume(args.run_dir)
+        plan, resumption = prepare_resume(args.run_dir, retry_errors=args.retry_errors)
     except (ReplayError, ResumeError) as exc:
         print(f"agora resume: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    asked = f"{resumption.reasked} errored decisions asked again; " if resumption.reasked else ""
     print(
         f"agora resume: {plan.run_id}: state rebuilt to tick {resumption.first_tick - 1}, "
-        f"{len(resumption.reuse)} logged decisions reused; going on from tick "
+        f"{len(resumption.reuse)} logged decisions reused; {asked}going on from tick "
         f"{resumption.first_tick}",
         file=sys.stderr,
     )
@@ -304,6 +319,9 @@ def _resume(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     try:
         logged = read_run(args.run_dir)
+        full = args.tick is None and args.frames is None and not args.play
+        if full:
+            check_decisions(logged)  # an edited decision is named by its own line
         replayer = Replayer(logged)
         last = logged.last_tick
         if last < 0 and (args.tick is not None or args.frames is not None or args.play):
@@ -329,9 +347,10 @@ def _replay(args: argparse.Namespace) -> int:
         return _play(replayer, target, args.delay, set(args.agent or []))
     if args.tick is None:
         status = logged.end.status if logged.end else "unfinished (no end record)"
+        checked = "every decision's check and " if logged.header.format >= FORMAT else "every "
         print(
             f"agora replay: {logged.path}: {last + 1} ticks replayed from the log alone, "
-            f"every state digest matches; run {status}"
+            f"{checked}state digest matches; run {status}"
         )
         return EXIT_OK
     print(render_tick(replayer, args.tick, set(args.agent or [])))
@@ -478,6 +497,21 @@ def _run_to_end(plan: RunPlan, quiet: bool, resume: Resumption | None = None) ->
         _print_summary(summary)
     except BrokenPipeError:  # `agora run ... | head`: the run is done, the reader left early
         sys.stderr.close()
+        return EXIT_FAILED if summary.status == "failed" else EXIT_OK
+    if summary.status == "failed":
+        print(
+            f"agora: run {summary.run_id} failed: {summary.reason}; fix the cause (the server, "
+            f"its address, the key), then `agora resume {summary.out_dir} --retry-errors`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if summary.errors:
+        print(
+            f"agora: {summary.errors} of {summary.decisions} decisions ended in an error (those "
+            f"agents did not act); ask them again: `agora resume {summary.out_dir} "
+            "--retry-errors`",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

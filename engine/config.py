@@ -36,6 +36,10 @@ class RunSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # next turn as soon as its answer is in), others in lockstep. "lockstep" forces tick
     # barriers on any world (to compare, or to match a protocol that needs them).
     scheduler: Literal["auto", "lockstep"] = "auto"
+    # A run in which more than this share of the decisions ended in a provider error (no answer
+    # after every retry) ends "failed", exit 1; it also stops early, at the end of a tick in
+    # which every decision failed while the share is over it (a dead server). 1 never fails.
+    max_error_rate: Probability = 0.05
 
 
 class OfflineSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -54,21 +58,32 @@ class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The NAME of the environment variable holding the API key; the key itself is never
     # written in a config, a log or an error message.
     api_key_env: str | None = None
+    # The most decisions in flight; each endpoint's own limit is learnt below it (adaptive),
+    # starting from initial_concurrency, or is this number from the start (not adaptive).
     concurrency: Positive = 64
+    adaptive_concurrency: bool = True
+    initial_concurrency: Positive = 4
     # Provider quotas, shared by all agents of the run; unset means no limit.
     requests_per_minute: Positive | None = None
     tokens_per_minute: Positive | None = None
     max_reasks: NonNegative = 2
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.7
-    max_tokens: Positive = 512
+    # No model writes more than this in one answer; a larger value is a typo, not a wish.
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 512
+    # How long a request may wait while its server answers nothing else. A server that is
+    # busy (it answers other requests, or a liveness check) is waited for, up to
+    # request_deadline_s, instead of being sent the same request again.
     timeout_s: Annotated[float, msgspec.Meta(gt=0.0)] = 60.0
+    request_deadline_s: Annotated[float, msgspec.Meta(gt=0.0)] = 600.0
     max_attempts: Positive = 6
     # An endpoint failing this many times in a row is taken out for a cooldown, then probed.
     eject_after: Positive = 3
     eject_cooldown_s: Annotated[float, msgspec.Meta(gt=0.0)] = 5.0
     backoff_base_s: Annotated[float, msgspec.Meta(ge=0.0)] = 0.5
     backoff_max_s: Annotated[float, msgspec.Meta(ge=0.0)] = 30.0
-    # Ask for a JSON object (response_format) where the server supports it.
+    # Ask for the answer's JSON Schema (constrained decoding), falling back per endpoint to a
+    # JSON object, then to no format, as each server takes; json_mode = false asks for none.
+    response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     json_mode: bool = True
     # Micro-batching (openai-http): above 1, prompts are gathered for up to batch_max_wait_ms
     # and sent as one /v1/completions request, rendered with prompt_template.
@@ -192,6 +207,11 @@ def load_run_config(raw: dict[str, Any], environ: Mapping[str, str]) -> RunConfi
     if inference.backend != "offline" and inference.model == "offline":
         raise ConfigError(
             f"inference.model: name the model {inference.backend} should ask, e.g. --model NAME"
+        )
+    if inference.request_deadline_s < inference.timeout_s:
+        raise ConfigError(
+            f"inference.request_deadline_s: {inference.request_deadline_s:g} is shorter than "
+            f"inference.timeout_s ({inference.timeout_s:g}); make it at least as long"
         )
     if inference.api_key_env is not None and not environ.get(inference.api_key_env):
         raise ConfigError(

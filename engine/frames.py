@@ -4,6 +4,11 @@ Lines are sorted by kind with array operations on the byte after ``{"kind":"`` (
 ``kind`` first), each group's opening checked, and each group is parsed by polars' own NDJSON
 reader: no Python-level work per record, so a million-record log loads in about two seconds. A
 torn last line (a crash mid-write) is left out.
+
+The frames hold the run's effective records, as ``replay.read_run`` does: after a ``resume``
+record with ``rollback`` set, the records logged before it for a tick at or after its tick are
+left out (superseded), one decision per (tick, agent) is kept (the last), and ``end`` is the
+last one after the last resume. A log with no resume record is read without any of this.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import msgspec
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from engine.log import BULK_KINDS, LOG_NAME, LineChunks, LogFormatError, opening, sort_by_kind
 
 _KINDS = BULK_KINDS
 _END = opening("end")
+_RESUME = opening("resume")
 
 
 @dataclass(frozen=True)
@@ -44,39 +52,97 @@ def load_run(path: str | Path) -> RunFrames:
     sorted_ = _by_kind(log)
     if sorted_ is None:
         sorted_ = _by_kind_line_by_line(log)
-    header, groups, end = sorted_
+    header, groups, others = sorted_
     # polars releases the GIL and infers a schema on one core: the decisions' schema is
     # inferred while the other kinds are read beside it.
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending = {kind: pool.submit(_frame, groups[kind]) for kind in _KINDS}
         frames = {kind: future.result() for kind, future in pending.items()}
+    resumes = [(number, line) for number, line in others.lines if line.startswith(_RESUME)]
+    ends = [(number, line) for number, line in others.lines if line.startswith(_END)]
+    if resumes:
+        frames = _effective(frames, others.numbers, resumes)
+    last_resume = resumes[-1][0] if resumes else 0
+    end = next((line for number, line in reversed(ends) if number > last_resume), None)
     return RunFrames(
         header=msgspec.json.decode(header),
         decisions=frames["decision"],
         ticks=frames["tick"],
         posts=frames["post"],
         likes=frames["like"],
-        end=end,
+        end=msgspec.json.decode(end) if end is not None else None,
     )
 
 
-# A log's header line, each bulk kind's lines as NDJSON, and the last ``end`` record.
-_Sorted = tuple[bytes, dict[str, bytes | bytearray], dict[str, Any] | None]
+@dataclass(eq=False)
+class _Others:
+    """The line numbers of each bulk kind's lines, and every other line (resume, end) after
+    the header."""
+
+    numbers: dict[str, list[NDArray[np.int64]]]
+    lines: list[tuple[int, bytes]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Others):
+            return NotImplemented
+        return self.lines == other.lines and all(
+            np.array_equal(
+                _joined(self.numbers.get(kind, [])), _joined(other.numbers.get(kind, []))
+            )
+            for kind in _KINDS
+        )
+
+
+def _joined(arrays: list[NDArray[np.int64]]) -> NDArray[np.int64]:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+
+
+# A log's header line, each bulk kind's lines as NDJSON, and the rest.
+_Sorted = tuple[bytes, dict[str, bytes | bytearray], _Others]
+
+
+def _effective(
+    frames: dict[str, pl.DataFrame],
+    numbers: dict[str, list[NDArray[np.int64]]],
+    resumes: list[tuple[int, bytes]],
+) -> dict[str, pl.DataFrame]:
+    """The frames without the records that a later resume supersedes."""
+    rollbacks = []
+    for number, line in resumes:
+        record = msgspec.json.decode(line)
+        if record.get("rollback"):
+            rollbacks.append((number, int(record["tick"])))
+    effective = {}
+    for kind, frame in frames.items():
+        if frame.is_empty():
+            effective[kind] = frame
+            continue
+        lines = _joined(numbers[kind])
+        frame = frame.with_columns(pl.Series("_line", lines))
+        for number, tick in rollbacks:
+            frame = frame.filter((pl.col("_line") > number) | (pl.col("tick") < tick))
+        if kind == "decision":
+            frame = frame.unique(subset=["tick", "agent"], keep="last", maintain_order=True)
+        effective[kind] = frame.drop("_line")
+    return effective
 
 
 def _by_kind(log: Path) -> _Sorted | None:
     """The log sorted a chunk at a time; None where the exact sort must decide."""
     header: bytes | None = None
     groups = {kind: bytearray() for kind in _KINDS}
-    end: dict[str, Any] | None = None
+    others = _Others({kind: [] for kind in _KINDS}, [])
     chunks = LineChunks(log)
+    number = 1  # of the next line
     for lines in chunks:
         if header is None:
             header = _checked_header(log, lines[0])
             del lines[0]
-        by_kind = sort_by_kind(lines)
+            number = 2
+        by_kind = sort_by_kind(lines, first_number=number)
         if by_kind is None:
             return None
+        number += len(lines)
         for kind, group in groups.items():
             chosen = by_kind.bulk[kind]
             if not all(map(bytes.startswith, chosen, repeat(opening(kind)))):
@@ -84,12 +150,11 @@ def _by_kind(log: Path) -> _Sorted | None:
             if chosen:
                 group += b"\n".join(chosen)
                 group += b"\n"
-        for _, line in by_kind.others:
-            if line.startswith(_END):
-                end = msgspec.json.decode(line)
+            others.numbers[kind].append(by_kind.numbers[kind])
+        others.lines += by_kind.others
     if header is None:
         _no_header(log, torn=bool(chunks.torn))
-    return header, dict(groups), end
+    return header, dict(groups), others
 
 
 def _by_kind_line_by_line(log: Path) -> _Sorted:
@@ -100,17 +165,19 @@ def _by_kind_line_by_line(log: Path) -> _Sorted:
         _no_header(log, torn=bool(torn))
     header = _checked_header(log, lines[0])
     groups: dict[str, list[bytes]] = {kind: [] for kind in _KINDS}
+    numbers: dict[str, list[int]] = {kind: [] for kind in _KINDS}
     prefixes = {kind: opening(kind) for kind in _KINDS}
-    end: dict[str, Any] | None = None
-    for line in lines[1:]:
+    others = _Others({}, [])
+    for number, line in enumerate(lines[1:], start=2):
         for kind, prefix in prefixes.items():
             if line.startswith(prefix):
                 groups[kind].append(line)
+                numbers[kind].append(number)
                 break
         else:
-            if line.startswith(_END):
-                end = msgspec.json.decode(line)
-    return header, {kind: b"\n".join(rows) for kind, rows in groups.items()}, end
+            others.lines.append((number, line))
+    others.numbers = {kind: [np.array(n, dtype=np.int64)] for kind, n in numbers.items()}
+    return header, {kind: b"\n".join(rows) for kind, rows in groups.items()}, others
 
 
 def _checked_header(log: Path, line: bytes) -> bytes:

@@ -21,7 +21,8 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.records import AnyRecord, LogRecord
+from engine.integrity import seal
+from engine.records import AnyRecord, Decision, LogRecord
 
 LOG_NAME = "log.jsonl"
 
@@ -32,6 +33,23 @@ class LogFormatError(ValueError):
 
 class LogBusyError(OSError):
     """Another process is writing this run's log."""
+
+
+class LogEncodeError(ValueError):
+    """A record holds what a JSON line cannot (a lone surrogate, a type msgspec does not know).
+
+    Nothing of the write that raised it reached the log, so the caller can log something else
+    in its place rather than stop the run.
+    """
+
+
+# What msgspec raises for a value it cannot encode: UnicodeEncodeError is a ValueError.
+UNENCODABLE = (msgspec.EncodeError, TypeError, ValueError, OverflowError, RecursionError)
+
+
+def _unencodable(record: LogRecord, exc: Exception) -> LogEncodeError:
+    kind = record.__struct_config__.tag
+    return LogEncodeError(f"a {kind!r} record cannot be logged: {type(exc).__name__}: {exc}")
 
 
 class RunLogWriter:
@@ -75,7 +93,12 @@ class RunLogWriter:
     def append(self, record: LogRecord) -> None:
         # ``append_many`` of one record, without the tuple and the loop.
         buffer = self._buffer
-        self._encoder.encode_into(record, buffer)  # offset 0: replaces what the buffer held
+        try:
+            self._encoder.encode_into(record, buffer)  # offset 0: replaces what the buffer held
+        except UNENCODABLE as exc:
+            raise _unencodable(record, exc) from exc
+        if type(record) is Decision:
+            seal(buffer, 0)  # its check: replay names an edited decision's line
         buffer.append(10)  # b"\n"
         self._file.write(buffer)
         self.records += 1
@@ -84,9 +107,16 @@ class RunLogWriter:
         """Write records in one write, so a kill leaves all of them or none."""
         self._buffer.clear()
         count = 0
+        buffer = self._buffer
         for record in records:
-            self._encoder.encode_into(record, self._buffer, -1)
-            self._buffer.extend(b"\n")
+            start = len(buffer)
+            try:
+                self._encoder.encode_into(record, buffer, -1)
+            except UNENCODABLE as exc:  # before the write: none of the records is logged
+                raise _unencodable(record, exc) from exc
+            if type(record) is Decision:
+                seal(buffer, start)  # its check: replay names an edited decision's line
+            buffer.extend(b"\n")
             count += 1
         if count:
             self._file.write(self._buffer)

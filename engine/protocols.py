@@ -13,17 +13,30 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.records import AgentId, Completion, Invalid, LogRecord, Parsed, Request, Turn
+from engine.records import (
+    AgentId,
+    Completion,
+    EndpointReport,
+    Invalid,
+    LogRecord,
+    Parsed,
+    Request,
+    Turn,
+)
 from engine.seeding import Seeds
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerField:
-    """One field of the JSON answer an agent is asked for, as shown in the prompt."""
+    """One field of the JSON answer an agent is asked for, as shown in the prompt.
+
+    ``schema`` is the field's JSON Schema (``{"type": "string", "maxLength": 280}``): servers
+    that constrain decoding keep the answer inside it. None: any JSON value."""
 
     name: str
     description: str
     required: bool = True
+    schema: Mapping[str, Any] | None = None
 
 
 @runtime_checkable
@@ -176,6 +189,15 @@ class LLMClient(Protocol):
     def model(self) -> str: ...
 
     async def complete(self, request: Request) -> Completion: ...
+
+    async def prepare(self, known: Mapping[str, Any]) -> dict[str, Any]:
+        """Before the run: learn what the servers take (probes), or adopt ``known``, what a
+        resumed run's header recorded. Returns the facts for the run header."""
+        ...
+
+    def reports(self) -> list[EndpointReport]:
+        """What the run learnt about each endpoint (the pace it settled on), for the summary."""
+        ...
 
     async def aclose(self) -> None: ...
 

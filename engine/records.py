@@ -1,8 +1,8 @@
 """Data that crosses a boundary: requests to a model, its answers, and the run log's records.
 
 Every log record is a ``msgspec.Struct`` tagged by ``kind`` so one decoder reads a whole log.
-Fields that hold wall-clock time are listed in ``TIMING_FIELDS``: they are the only fields
-that may differ between two runs with the same seed and the same model answers.
+Fields that hold wall-clock time (or a hash over it) are listed in ``TIMING_FIELDS``: they are
+the only fields that may differ between two runs with the same seed and the same model answers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ import msgspec
 
 AgentId = int
 
-TIMING_FIELDS: frozenset[str] = frozenset({"started_at", "finished_at", "latency_s", "wall_s"})
+# A decision's ``check`` covers its ``latency_s`` and the header's hash its ``started_at``, so
+# they differ wherever those do.
+TIMING_FIELDS: frozenset[str] = frozenset(
+    {"started_at", "finished_at", "latency_s", "wall_s", "check", "header_hash"}
+)
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -41,6 +45,8 @@ class Request(msgspec.Struct, frozen=True):
     temperature: float = 0.7
     max_tokens: int = 512
     json_answer: bool = True
+    # The answer's JSON Schema, for servers that constrain decoding to it (None: any object).
+    answer_schema: dict[str, Any] | None = None
     turn: Turn | None = None
 
 
@@ -54,6 +60,16 @@ class Completion(msgspec.Struct, frozen=True):
     cached: bool = False
     # What the provider's price list says this answer cost, when the transport knows it.
     cost_usd: float | None = None
+
+
+class EndpointReport(msgspec.Struct, frozen=True):
+    """What a run learnt about one endpoint: the limit it settled on and what it served."""
+
+    url: str
+    limit: int
+    most_in_flight: int
+    answers: int
+    adjustments: int
 
 
 class Parsed(msgspec.Struct, frozen=True):
@@ -90,11 +106,19 @@ class RunHeader(LogRecord, tag="run"):
     scheduler: str
     started_at: str
     format: int = 1
+    # Each endpoint's answer format (json_schema, ...) and how its probe went.
+    endpoints: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Format 2 on: blake2b of this record encoded with ``header_hash`` None (``integrity.py``),
+    # so an edited config is refused by resume and replay. None in older logs.
+    header_hash: str | None = None
 
 
-class InvalidAttempt(msgspec.Struct, frozen=True):
+class InvalidAttempt(msgspec.Struct, frozen=True, omit_defaults=True):
     raw: str
     reason: str
+    # As ``Decision.raw_chars`` and ``raw_sha256``; left out of the line when ``raw`` is whole.
+    raw_chars: int | None = None
+    raw_sha256: str | None = None
 
 
 class Decision(LogRecord, tag="decision"):
@@ -118,6 +142,15 @@ class Decision(LogRecord, tag="decision"):
     cost_usd: float = 0.0
     # The answer's fields that policies read (board posts and likes), so replay needs no parsing.
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Set only when ``raw`` holds just the head of a long answer: the whole answer's length in
+    # characters and the first 16 hex digits of the SHA-256 of its UTF-8 (both None when ``raw``
+    # is the whole answer, and in logs written before these fields).
+    raw_chars: int | None = None
+    raw_sha256: str | None = None
+    # CRC-32 of the record's line with this field empty, set by the log writer (``integrity.py``)
+    # so replay can name an edited decision's line. KEEP IT THE LAST FIELD: the writer fills it
+    # in at the end of the encoded line.
+    check: str = ""
 
 
 class Post(LogRecord, tag="post"):
@@ -147,12 +180,20 @@ class TickEnd(LogRecord, tag="tick"):
 
 
 class Resumed(LogRecord, tag="resume"):
-    """A run picked up again after it stopped: from which tick, reusing how many decisions."""
+    """A run picked up again after it stopped: from which tick, reusing how many decisions.
+
+    With ``rollback`` (a resume that asks errored decisions again), every record logged before
+    this one for a tick ≥ ``tick`` is superseded: the decisions it keeps are logged again right
+    after it, and the ticks from ``tick`` on are run again. ``reasked`` counts the errored
+    decisions asked again.
+    """
 
     tick: int
     reused: int
     dropped_torn_line: bool
     started_at: str
+    rollback: bool = False
+    reasked: int = 0
 
 
 class RunEnd(LogRecord, tag="end"):

@@ -3,28 +3,40 @@
 Nothing is asked of a model. The header holds the resolved config and the seed; each tick's
 decisions hold the actions and the policy fields; re-applying them with the run's own seeded
 streams must give the digest the tick record holds, or the log was edited or the world is not
-deterministic, and ``ReplayError`` names the file and line.
+deterministic, and ``ReplayError`` names the file and line: of the decision whose check no
+longer matches its line when one was edited (``integrity.py``), else of the tick.
+
+``read_run`` gives the run's *effective* records. The log is only ever appended to, so a resume
+that asks errored decisions again writes a ``resume`` record with ``rollback`` set: every record
+logged before it for a tick at or after its tick is superseded (the decisions it keeps are
+logged again after it). Should a log hold two decisions of one (tick, agent) anyway, the last
+one counts. An ``end`` record followed by a ``resume`` one no longer says how the run ended.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import compress, groupby
 from operator import attrgetter
 from pathlib import Path
 from types import GenericAlias
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
+import numpy as np
+from numpy.typing import NDArray
 
 from engine.config import ConfigError, InferenceSection, check
+from engine.integrity import FORMAT, decision_intact, header_edited
 from engine.log import (
     LOG_NAME,
     LineChunks,
     LogFormatError,
     gc_paused,
     numbered_records,
+    opening,
     sort_by_kind,
 )
 from engine.plugins import load_plugin
@@ -61,6 +73,10 @@ class LoggedRun:
     end: RunEnd | None = None
     lines: int = 0
     torn: bool = False
+    # Every resume record with its line, in log order.
+    resumes: list[tuple[int, Resumed]] = field(default_factory=list)
+    # Decision records left out because a later record supersedes them.
+    superseded: int = 0
 
     @property
     def last_tick(self) -> int:
@@ -80,6 +96,11 @@ def read_run(run: str | Path) -> LoggedRun:
             data = path.read_bytes()
             logged = _read_in_order(path, data)
             logged.torn = not data.endswith(b"\n")
+    if header_edited(logged.header):
+        raise ReplayError(
+            f"{path}:1: the run header was edited (its hash does not match); resume and replay "
+            "rebuild the run from it: put back the header as the run wrote it"
+        )
     return logged
 
 
@@ -102,8 +123,9 @@ def _read_by_kind(path: Path) -> LoggedRun | None:
     ticks: list[TickEnd] = []
     posts: list[Post] = []
     likes: list[Like] = []
-    tick_numbers: list[int] = []
-    end: RunEnd | None = None
+    numbers: dict[str, list[NDArray[np.int64]]] = {kind: [] for kind in _BULK}
+    ends: list[tuple[int, RunEnd]] = []
+    resumes: list[tuple[int, Resumed]] = []
     number = 1  # of the next line
     chunks = LineChunks(path)
     for lines in chunks:
@@ -126,31 +148,105 @@ def _read_by_kind(path: Path) -> LoggedRun | None:
             ticks += map(_TICKS.decode, by_kind.bulk["tick"])
             posts += map(_POSTS.decode, by_kind.bulk["post"])
             likes += map(_LIKES.decode, by_kind.bulk["like"])
-            others = [_ANY_RECORD.decode(line) for _, line in by_kind.others]
+            others = [(n, _ANY_RECORD.decode(line)) for n, line in by_kind.others]
         except msgspec.DecodeError:
             return None
-        for other in others:
+        for line_number, other in others:
             if isinstance(other, RunEnd):
-                end = other
-            elif not isinstance(other, RunHeader | Resumed):
+                ends.append((line_number, other))
+            elif isinstance(other, Resumed):
+                resumes.append((line_number, other))
+            elif not isinstance(other, RunHeader):
                 return None
-        tick_numbers += by_kind.numbers["tick"].tolist()
+        for kind in _BULK:
+            numbers[kind].append(by_kind.numbers[kind])
         number += len(lines)
     if header is None:
         return None
     last_line = number - 1
-    logged = LoggedRun(path=path, header=header, end=end, lines=last_line if last_line > 1 else 0)
-    by_tick = attrgetter("tick")
-    for tick, decided in groupby(decisions, by_tick):
-        logged.decisions[tick].extend(decided)
-    for tick, posted in groupby(posts, by_tick):
-        logged.posts[tick].extend(posted)
-    for tick, liked in groupby(likes, by_tick):
-        logged.likes[tick].extend(liked)
-    for line, record in zip(tick_numbers, ticks, strict=True):
-        logged.ticks[record.tick] = (line, record)
+    logged = LoggedRun(path=path, header=header, lines=last_line if last_line > 1 else 0)
+    joined = {
+        kind: np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        for kind, arrays in numbers.items()
+    }
+    _fill(
+        logged,
+        (decisions, joined["decision"]),
+        (ticks, joined["tick"]),
+        (posts, joined["post"]),
+        (likes, joined["like"]),
+        ends,
+        resumes,
+    )
     logged.torn = chunks.torn != b""
     return logged
+
+
+_BULK = ("decision", "tick", "post", "like")
+
+
+class _Ticked(Protocol):
+    @property
+    def tick(self) -> int: ...
+
+
+_R = TypeVar("_R", bound=_Ticked)
+_Numbered = tuple[list[_R], NDArray[np.int64]]
+
+
+def _fill(
+    logged: LoggedRun,
+    decided: _Numbered[Decision],
+    closed: _Numbered[TickEnd],
+    posted: _Numbered[Post],
+    liked: _Numbered[Like],
+    ends: list[tuple[int, RunEnd]],
+    resumes: list[tuple[int, Resumed]],
+) -> None:
+    """Index the log's records by tick, leaving out what a later resume supersedes."""
+    logged.resumes = resumes
+    rollbacks = [(line, record.tick) for line, record in resumes if record.rollback]
+    decisions = _effective(*decided, rollbacks)
+    ticks = _effective(*closed, rollbacks)
+    posts = _effective(*posted, rollbacks)
+    likes = _effective(*liked, rollbacks)
+    if resumes:
+        decisions = _last_of_each(decisions)
+    logged.superseded = len(decided[0]) - len(decisions[0])
+    last_resume = resumes[-1][0] if resumes else 0
+    logged.end = next((end for line, end in reversed(ends) if line > last_resume), None)
+    by_tick = attrgetter("tick")
+    for tick, group in groupby(decisions[0], by_tick):
+        logged.decisions[tick].extend(group)
+    for tick, post_group in groupby(posts[0], by_tick):
+        logged.posts[tick].extend(post_group)
+    for tick, like_group in groupby(likes[0], by_tick):
+        logged.likes[tick].extend(like_group)
+    for line, record in zip(ticks[1].tolist(), ticks[0], strict=True):
+        logged.ticks[record.tick] = (line, record)
+
+
+def _effective(
+    records: list[_R], numbers: NDArray[np.int64], rollbacks: Sequence[tuple[int, int]]
+) -> _Numbered[_R]:
+    """``records`` (numbered by line) without those a rollback after them supersedes."""
+    if not rollbacks or not records:
+        return records, numbers
+    ticks = np.fromiter((r.tick for r in records), dtype=np.int64, count=len(records))
+    keep = np.ones(len(records), dtype=bool)
+    for line, tick in rollbacks:
+        keep &= (numbers > line) | (ticks < tick)
+    return list(compress(records, keep.tolist())), numbers[keep]
+
+
+def _last_of_each(decisions: _Numbered[Decision]) -> _Numbered[Decision]:
+    """One decision per (tick, agent): the last one logged."""
+    records, numbers = decisions
+    last = {(d.tick, d.agent): i for i, d in enumerate(records)}
+    if len(last) == len(records):
+        return decisions
+    keep = sorted(last.values())
+    return [records[i] for i in keep], numbers[keep]
 
 
 def _read_in_order(path: Path, data: bytes) -> LoggedRun:
@@ -162,20 +258,23 @@ def _read_in_order(path: Path, data: bytes) -> LoggedRun:
         _, header = first
         assert isinstance(header, RunHeader)
         logged = LoggedRun(path=path, header=header)
+        found: dict[str, tuple[list[Any], list[int]]] = {kind: ([], []) for kind in _BULK}
+        ends: list[tuple[int, RunEnd]] = []
+        resumes: list[tuple[int, Resumed]] = []
         for number, record in numbered:
             logged.lines = number
-            if isinstance(record, Decision):
-                logged.decisions[record.tick].append(record)
-            elif isinstance(record, TickEnd):
-                logged.ticks[record.tick] = (number, record)
-            elif isinstance(record, Post):
-                logged.posts[record.tick].append(record)
-            elif isinstance(record, Like):
-                logged.likes[record.tick].append(record)
-            elif isinstance(record, RunEnd):
-                logged.end = record
+            if isinstance(record, RunEnd):
+                ends.append((number, record))
+            elif isinstance(record, Resumed):
+                resumes.append((number, record))
+            elif isinstance(record, Decision | TickEnd | Post | Like):
+                records, lines = found[record.__struct_config__.tag]  # type: ignore[index]
+                records.append(record)
+                lines.append(number)
     except LogFormatError as exc:
         raise ReplayError(str(exc)) from None
+    arrays = {kind: (r, np.array(n, dtype=np.int64)) for kind, (r, n) in found.items()}
+    _fill(logged, arrays["decision"], arrays["tick"], arrays["post"], arrays["like"], ends, resumes)
     return logged
 
 
@@ -251,9 +350,17 @@ class Replayer:
             policy.end_tick(tick)
         digest = state_digest(self.world, self.policies, tick)
         if digest != recorded.digest:
+            mismatch = f"tick {tick} replays to digest {digest}, not the {recorded.digest} logged"
+            edited = next(edited_decisions(self.logged, tick), None)
+            if edited is not None:
+                number, agent = edited
+                raise ReplayError(
+                    f"{self.logged.path}:{number}: the decision of agent {agent} in tick {tick} "
+                    f"was edited (its check does not match the line); {mismatch}"
+                )
             raise ReplayError(
-                f"{self.logged.path}:{line}: tick {tick} replays to digest {digest}, but the log "
-                f"records {recorded.digest}: the log was changed, or the world is not deterministic"
+                f"{self.logged.path}:{line}: {mismatch}: the log was changed, or the world is "
+                "not deterministic"
             )
         self.tick = tick
         return recorded
@@ -278,6 +385,44 @@ class Replayer:
         agents = self.agents
         for agent, outcome in outcomes.items():
             agents[agent].remember(tick, outcome)
+
+
+class _Where(msgspec.Struct):
+    tick: int
+    agent: AgentId
+
+
+_WHERE = msgspec.json.Decoder(_Where)
+_DECISION = opening("decision")
+
+
+def edited_decisions(logged: LoggedRun, tick: int | None = None) -> Iterator[tuple[int, AgentId]]:
+    """(line, agent) of each decision line (of ``tick``, or of any) that its check does not
+    match, superseded lines included; none for logs older than the checks."""
+    if logged.header.format < FORMAT:
+        return
+    number = 0
+    for lines in LineChunks(logged.path):
+        for line in lines:
+            number += 1
+            if not line.startswith(_DECISION) or decision_intact(line) is not False:
+                continue
+            try:
+                where = _WHERE.decode(line)
+            except msgspec.DecodeError:
+                yield number, -1
+                continue
+            if tick is None or where.tick == tick:
+                yield number, where.agent
+
+
+def check_decisions(logged: LoggedRun) -> None:
+    """Raise ``ReplayError`` naming the first decision line that its check does not match."""
+    for number, agent in edited_decisions(logged):
+        raise ReplayError(
+            f"{logged.path}:{number}: the decision of agent {agent} was edited (its check does "
+            "not match the line)"
+        )
 
 
 def _unbuildable(path: Path, exc: Exception) -> ReplayError:

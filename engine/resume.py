@@ -1,23 +1,41 @@
-"""Pick up a run that stopped (kill -9, a lost node, Ctrl-C, a budget) and take it to its end.
+"""Pick up a run that stopped (kill -9, a lost node, Ctrl-C, a budget, a dead server) and take it
+to its end.
 
 The state at the last closed tick is rebuilt by replay, which also checks every digest. Turns of
 later ticks that the log already holds were paid for: they are applied again, never asked again,
 so the final log has each decision once. A torn last line (a crash mid-write) is cut off first;
 it is the only byte ever removed from a log.
+
+A decision that ended in an error (the provider never answered) is not a turn taken: the agent
+did not act. Those of ticks not yet closed are asked again on any resume; with
+``retry_errors`` every errored decision is, closed ticks included. Asking one again changes what
+followed it, so what depended on it is asked again too, and nothing else:
+
+- in a world whose agents share state (lockstep), every decision of a tick saw the state at the
+  tick's start. The run goes back to the first tick with an errored decision: that tick's other
+  decisions are reused (they saw the same state), its errored ones are asked again, and the
+  later ticks are run again, since their states followed from it;
+- in an ``independent`` world an agent's turns depend only on its own earlier ones: each agent
+  with an errored decision is asked again from that tick on, and every other turn is reused.
+
+The log is only appended to: a ``resume`` record with ``rollback`` set supersedes every record
+logged before it for a tick at or after its tick, and the reused decisions are logged again
+right after it (``replay.read_run`` and ``frames.load_run`` give the effective log). A crash at
+any point leaves a log that resumes the same way.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
 
 from engine.config import ConfigError
 from engine.log import LogBusyError, check_not_busy
-from engine.records import Decision, Like, LogRecord
-from engine.replay import Replayer, read_run
+from engine.records import AgentId, Decision, Like, LogRecord
+from engine.replay import LoggedRun, Replayer, read_run
 from engine.runner import Resumption, RunPlan, plan_resumed
 from engine.turns import RunTotals, TurnResult, TurnUsage
 
@@ -26,17 +44,34 @@ class ResumeError(ValueError):
     pass
 
 
-def prepare_resume(run_dir: Path) -> tuple[RunPlan, Resumption]:
+def prepare_resume(run_dir: Path, *, retry_errors: bool = False) -> tuple[RunPlan, Resumption]:
     logged = read_run(run_dir)
-    if logged.end is not None and logged.end.status == "completed" and not logged.torn:
-        raise ResumeError(f"{logged.path}: the run already completed; nothing to resume")
+    errored = [
+        (tick, decision.agent)
+        for tick, decisions in logged.decisions.items()
+        for decision in decisions
+        if decision.error is not None
+    ]
+    reask = set(errored if retry_errors else (k for k in errored if k[0] > logged.last_tick))
+    completed = logged.end is not None and logged.end.status == "completed" and not logged.torn
+    if completed and not reask:
+        if errored:
+            raise ResumeError(
+                f"{logged.path}: the run already completed, with {len(errored)} decisions that "
+                "ended in an error; ask them again with `agora resume "
+                f"{logged.path.parent} --retry-errors`"
+            )
+        nothing = " and no decision ended in an error" if retry_errors else ""
+        raise ResumeError(f"{logged.path}: the run already completed{nothing}; nothing to resume")
     try:
         check_not_busy(logged.path)
     except LogBusyError as exc:
         raise ResumeError(str(exc)) from None
 
     replayer = Replayer(logged)
-    replayer.advance_to(logged.last_tick)
+    first, kept = _what_to_keep(logged, reask, replayer.world.independent)
+    rollback = bool(reask)
+    replayer.advance_to(first - 1)
     try:
         plan = plan_resumed(logged.header.config, logged.path.parent, logged.header.run_id)
     except ConfigError as exc:
@@ -45,43 +80,82 @@ def prepare_resume(run_dir: Path) -> tuple[RunPlan, Resumption]:
     dropped = _cut_torn_line(logged.path) if logged.torn else False
 
     action_type = replayer.world_plugin.action_type
-    logged_likes = {
-        (like.tick, like.agent, like.post_id) for likes in logged.likes.values() for like in likes
-    }
+    # After a rollback the likes logged for these ticks are superseded: all are owed again.
+    logged_likes = (
+        set()
+        if rollback
+        else {(like.tick, like.agent, like.post_id) for ls in logged.likes.values() for like in ls}
+    )
     reuse: dict[tuple[int, int], TurnResult] = {}
     owed: list[LogRecord] = []
-    for tick in sorted(t for t in logged.decisions if t > logged.last_tick):
-        for decision in logged.decisions[tick]:
-            action = msgspec.convert(decision.action, action_type) if decision.valid else None
-            reuse[(tick, decision.agent)] = TurnResult(decision.agent, action, _status(decision))
-            if not decision.valid:
-                continue
-            for policy in replayer.policies:
-                view = policy.view(decision.agent, tick)
-                records, _ = policy.absorb(tick, decision.agent, decision.fields, view)
-                owed.extend(
-                    r
-                    for r in records
-                    if not (isinstance(r, Like) and (r.tick, r.agent, r.post_id) in logged_likes)
-                )
+    for decision in kept:
+        tick = decision.tick
+        action = msgspec.convert(decision.action, action_type) if decision.valid else None
+        reuse[(tick, decision.agent)] = TurnResult(decision.agent, action, _status(decision))
+        if rollback:  # logged again, after the rollback record; the writer checks it anew
+            owed.append(msgspec.structs.replace(decision, check=""))
+        if not decision.valid:
+            continue
+        for policy in replayer.policies:
+            view = policy.view(decision.agent, tick)
+            records, _ = policy.absorb(tick, decision.agent, decision.fields, view)
+            owed.extend(
+                r
+                for r in records
+                if not (isinstance(r, Like) and (r.tick, r.agent, r.post_id) in logged_likes)
+            )
+    before = (ds for tick, ds in logged.decisions.items() if tick < first)
     return plan, Resumption(
         seeds=replayer.seeds,
         parts=replayer.parts,
         policies=replayer.policies,
         agents=replayer.agents,
-        first_tick=replayer.tick + 1,
-        totals=_totals(logged.decisions.values()),
+        first_tick=first,
+        totals=_totals([*before, kept]),
         reuse=reuse,
         records=owed,
         dropped_torn_line=dropped,
-        last_tick=logged.ticks[logged.last_tick][1] if logged.last_tick >= 0 else None,
-        posts_logged=frozenset(
+        last_tick=logged.ticks[first - 1][1] if first - 1 in logged.ticks else None,
+        endpoints=logged.header.endpoints,
+        posts_logged=frozenset()
+        if rollback
+        else frozenset(
             (post.tick, post.post_id)
             for tick, posts in logged.posts.items()
             if tick > logged.last_tick
             for post in posts
         ),
+        reasked=len(reask),
+        rollback=rollback,
     )
+
+
+def _what_to_keep(
+    logged: LoggedRun, reask: set[tuple[int, AgentId]], independent: bool
+) -> tuple[int, list[Decision]]:
+    """The tick the run goes on from, and the logged decisions from it on that are reused."""
+    if not reask:
+        first = logged.last_tick + 1
+        return first, _from(logged, first, lambda d: True)
+    if independent:
+        # Each agent from its first errored turn on; every other agent's turns stand.
+        again: dict[AgentId, int] = {}
+        for tick, agent in reask:
+            again[agent] = min(tick, again.get(agent, tick))
+        first = min(again.values())
+        return first, _from(logged, first, lambda d: d.tick < again.get(d.agent, d.tick + 1))
+    # The first tick with an errored decision: its other decisions saw the same state.
+    first = min(tick for tick, _ in reask)
+    return first, [d for d in logged.decisions.get(first, []) if (first, d.agent) not in reask]
+
+
+def _from(logged: LoggedRun, first: int, keep: Callable[[Decision], bool]) -> list[Decision]:
+    return [
+        decision
+        for tick in sorted(t for t in logged.decisions if t >= first)
+        for decision in logged.decisions[tick]
+        if keep(decision)
+    ]
 
 
 def _status(decision: Decision) -> str:

@@ -11,8 +11,12 @@ import asyncio
 import dataclasses
 import os
 import platform
+import re
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -33,10 +37,20 @@ from engine.config import (
     to_builtins,
 )
 from engine.inference.build import build_client
-from engine.log import LOG_NAME, RunLogWriter
+from engine.integrity import sealed_header
+from engine.log import LOG_NAME, LogBusyError, RunLogWriter
 from engine.plugins import load_plugin
 from engine.protocols import Agent, LLMClient, Policy, WorldParts
-from engine.records import AgentId, LogRecord, Resumed, RunEnd, RunHeader, TickEnd
+from engine.records import (
+    AgentId,
+    EndpointReport,
+    LogRecord,
+    Resumed,
+    RunEnd,
+    RunHeader,
+    TickEnd,
+)
+from engine.replay import ReplayError, read_run
 from engine.scheduler import (
     FreeRunningScheduler,
     LockstepScheduler,
@@ -53,6 +67,36 @@ _log = structlog.get_logger("agora.run")
 
 class OutputExistsError(ConfigError):
     """The output directory already holds a run; runs are never overwritten."""
+
+
+def _already_holds_a_run(out_dir: Path) -> OutputExistsError:
+    return OutputExistsError(
+        f"run.out: {out_dir} already holds a run ({LOG_NAME}); runs are never "
+        "overwritten: pick another --out, or `agora resume` it"
+    )
+
+
+class RunWriteError(OSError):
+    """A run's log or summary could not be written (a full disk): one line for the user."""
+
+    def __init__(self, message: str, errno_: int | None) -> None:
+        super().__init__(errno_, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _write_error(path: Path, exc: OSError, out_dir: Path, *, started: bool = True) -> RunWriteError:
+    why = exc.strerror or str(exc)
+    if started:
+        then = (
+            "the log up to its last whole record is kept: free some space, then "
+            f"`agora resume {out_dir}`"
+        )
+    else:
+        then = "nothing was run: free some space and start it again"
+    return RunWriteError(f"cannot write {path} ({why}); {then}", exc.errno)
 
 
 @dataclass(frozen=True)
@@ -96,6 +140,8 @@ class RunSummary(msgspec.Struct):
     decisions_per_s: float
     final_metrics: dict[str, Any]
     reason: str | None = None
+    # Each server's learnt pace: the limit it settled on, the most in flight, answers.
+    endpoints: list[EndpointReport] = msgspec.field(default_factory=list)
 
 
 def plan_run(
@@ -115,10 +161,7 @@ def plan_run(
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputExistsError(f"run.out: {out_dir} is a file, not a directory")
         if (out_dir / LOG_NAME).exists():
-            raise OutputExistsError(
-                f"run.out: {out_dir} already holds a run ({LOG_NAME}); runs are never "
-                "overwritten: pick another --out, or `agora resume` it"
-            )
+            raise _already_holds_a_run(out_dir)
         run_id = out_dir.name or run_id
     else:
         out_dir = out_root / config.run.name / run_id
@@ -213,26 +256,39 @@ class Resumption:
     dropped_torn_line: bool
     last_tick: TickEnd | None = None
     posts_logged: frozenset[tuple[int, int]] = frozenset()
+    # Errored decisions asked again; ``rollback``: the log's records from ``first_tick`` on
+    # are superseded (``records`` then holds the reused decisions, logged again).
+    reasked: int = 0
+    rollback: bool = False
+    # What the header recorded of the endpoints (their answer formats): asked as before.
+    endpoints: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _header(
-    plan: RunPlan, client: LLMClient, parts: WorldParts, now: Callable[[], datetime]
+    plan: RunPlan,
+    client: LLMClient,
+    parts: WorldParts,
+    now: Callable[[], datetime],
+    endpoints: dict[str, Any],
 ) -> RunHeader:
     config = plan.config
     world_info = parts.world.describe()
     if config.inference.backend == "offline":
         world_info["offline"] = parts.offline.describe()
-    return RunHeader(
-        run_id=plan.run_id,
-        seed=config.run.seed,
-        config=plan.resolved,
-        backend=client.backend,
-        model=client.model,
-        versions=_versions(),
-        world=str(config.world["kind"]),
-        world_info=world_info,
-        scheduler=_scheduler_name(plan.config, parts.world.independent),
-        started_at=now().isoformat(timespec="seconds"),
+    return sealed_header(
+        RunHeader(
+            run_id=plan.run_id,
+            seed=config.run.seed,
+            config=plan.resolved,
+            backend=client.backend,
+            model=client.model,
+            versions=_versions(),
+            world=str(config.world["kind"]),
+            world_info=world_info,
+            scheduler=_scheduler_name(plan.config, parts.world.independent),
+            endpoints=endpoints,
+            started_at=now().isoformat(timespec="seconds"),
+        )
     )
 
 
@@ -280,25 +336,35 @@ async def execute(
     if client is None:
         client = build_client(config.inference, parts.offline, policies, seeds, os.environ)
 
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.out_dir / LOG_NAME
     started = clock()
     last_tick: list[TickEnd] = [resume.last_tick] if resume and resume.last_tick else []
+    watch = ErrorWatch(config.run.max_error_rate)
 
     def tick_done(record: TickEnd) -> None:
         last_tick[:] = [record]
+        watch.last = record
         if on_tick is not None:
             on_tick(record)
 
     status, reason = "completed", None
-    header = None if resume is not None else _header(plan, client, parts, now)
-    with RunLogWriter(log_path, append=resume is not None, header=header) as log:
+    try:
+        # Probes go out before the header is written, so the header says how each server is
+        # asked; a resumed run asks as its header recorded.
+        endpoints = await client.prepare(resume.endpoints if resume is not None else {})
+    except BaseException:
+        await client.aclose()
+        raise
+    header = None if resume is not None else _header(plan, client, parts, now, endpoints)
+    async with _log_for(plan, header, client) as log:
         if resume is not None:
             resumed = Resumed(
                 tick=first_tick,
                 reused=len(resume.reuse),
                 dropped_torn_line=resume.dropped_torn_line,
                 started_at=now().isoformat(timespec="seconds"),
+                rollback=resume.rollback,
+                reasked=resume.reasked,
             )
             log.append_many([resumed, *resume.records])
         log.sync()
@@ -325,42 +391,58 @@ async def execute(
             inference.concurrency,
             on_tick=tick_done,
             clock=clock,
-            should_stop=lambda: budget.exceeded(runner.totals),
+            should_stop=lambda: watch.dead_server(runner.totals) or budget.exceeded(runner.totals),
             reuse=resume.reuse if resume is not None else {},
         )
         if on_start is not None:
             on_start(runner.totals, config.run.ticks)
+        ended = False  # by itself: at its last tick, by a budget, or by a dead server
         try:
             await scheduler.run(first_tick, config.run.ticks)
+            ended = True
         except RunStoppedError as stop:
-            status, reason = "stopped", stop.reason
+            status, reason, ended = "stopped", stop.reason, True
         except asyncio.CancelledError:
             status, reason = "stopped", "interrupted"
             raise
         except Exception as exc:
+            unwritable = _oserror_in(exc)
+            if unwritable is not None:  # turns never raise: it is the log that failed
+                why = unwritable.strerror or str(unwritable)
+                status, reason = "failed", f"cannot write {log_path}: {why}"
+                raise _write_error(log_path, unwritable, plan.out_dir) from None
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
             await client.aclose()
-            tick_sync.drain()
+            unwritten: list[RunWriteError] = []
+            try:
+                tick_sync.drain()
+            except OSError as exc:
+                unwritten.append(_write_error(log_path, exc, plan.out_dir))
             totals = runner.totals
             wall = clock() - started
             ticks_done = last_tick[0].tick + 1 if last_tick else first_tick
-            log.append(
-                RunEnd(
-                    ticks=ticks_done,
-                    decisions=totals.decisions,
-                    invalid=totals.invalid,
-                    errors=totals.errors,
-                    status=status,  # type: ignore[arg-type]
-                    reason=reason,
-                    tokens_in=totals.tokens_in,
-                    tokens_out=totals.tokens_out,
-                    finished_at=now().isoformat(timespec="seconds"),
-                    wall_s=round(wall, 6),
-                    cost_usd=totals.cost_usd,
-                )
+            if ended and watch.over(totals):
+                status, reason = "failed", watch.failure(totals, log_path, config.run.ticks)
+            end = RunEnd(
+                ticks=ticks_done,
+                decisions=totals.decisions,
+                invalid=totals.invalid,
+                errors=totals.errors,
+                status=status,  # type: ignore[arg-type]
+                reason=reason,
+                tokens_in=totals.tokens_in,
+                tokens_out=totals.tokens_out,
+                finished_at=now().isoformat(timespec="seconds"),
+                wall_s=round(wall, 6),
+                cost_usd=totals.cost_usd,
             )
+            if not unwritten:
+                try:
+                    log.append(end)
+                except OSError as exc:
+                    unwritten.append(_write_error(log_path, exc, plan.out_dir))
             summary = RunSummary(
                 run_id=plan.run_id,
                 status=status,
@@ -384,12 +466,115 @@ async def execute(
                     round((totals.decisions - decided_before) / wall, 1) if wall > 0 else 0.0
                 ),
                 final_metrics=last_tick[0].metrics if last_tick else {},
+                endpoints=client.reports(),
                 reason=reason,
             )
-            (plan.out_dir / SUMMARY_NAME).write_bytes(
-                msgspec.json.format(msgspec.json.encode(summary))
-            )
+            summary_path = plan.out_dir / SUMMARY_NAME
+            try:
+                write_summary(summary_path, summary)
+            except OSError as exc:
+                unwritten.append(_write_error(summary_path, exc, plan.out_dir))
+            if unwritten and sys.exc_info()[1] is None:
+                raise unwritten[0]
     return summary
+
+
+def _oserror_in(exc: BaseException) -> OSError | None:
+    """The OSError that ``exc`` is, or holds (a tick's task group gathers its workers' errors)."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _oserror_in(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def write_summary(path: Path, summary: RunSummary) -> None:
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
+
+
+@asynccontextmanager
+async def _log_for(
+    plan: RunPlan, header: RunHeader | None, client: LLMClient
+) -> AsyncIterator[RunLogWriter]:
+    """The run's log, opened (a new one when ``header`` is given) and closed; a directory
+    that another run took in the meantime is refused like one found at plan time."""
+    log_path = plan.out_dir / LOG_NAME
+    try:
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+        log = RunLogWriter(log_path, append=header is None, header=header)
+    except BaseException as exc:
+        await client.aclose()  # the run does not start
+        if isinstance(exc, FileExistsError):
+            raise _already_holds_a_run(plan.out_dir) from None
+        if isinstance(exc, OSError) and not isinstance(exc, LogBusyError):
+            raise _write_error(log_path, exc, plan.out_dir, started=header is None) from None
+        raise
+    try:
+        yield log
+    finally:
+        try:
+            log.close()
+        except OSError as exc:
+            if sys.exc_info()[1] is None:
+                raise _write_error(log_path, exc, plan.out_dir) from None
+
+
+_AFTER_ATTEMPTS = re.compile(r" \(after \d+ attempts\)$")
+
+
+@dataclass
+class ErrorWatch:
+    """Fails a run whose decisions end in errors (no answer from the provider, after every
+    retry) more often than ``run.max_error_rate``, and stops one early when a whole tick
+    failed while the share is over it: a dead server is not asked for the rest of the run."""
+
+    max_rate: float
+    last: TickEnd | None = None
+    stopped_after: int | None = None
+
+    def over(self, totals: RunTotals) -> bool:
+        return totals.decisions > 0 and totals.errors > self.max_rate * totals.decisions
+
+    def dead_server(self, totals: RunTotals) -> str | None:
+        last = self.last
+        if last is None or not last.decisions or last.errors < last.decisions:
+            return None
+        if not self.over(totals):
+            return None
+        self.stopped_after = last.tick
+        return f"every decision of tick {last.tick} ended in an error"
+
+    def failure(self, totals: RunTotals, log_path: Path, ticks: int) -> str:
+        share = f"{totals.errors} of {totals.decisions} decisions ended in an error"
+        common = _most_common_error(log_path)
+        if common is not None:
+            text, count = common
+            share += f" (most often {text!r}, {count} times)"
+        share += f", over run.max_error_rate {self.max_rate:g}"
+        if self.stopped_after is not None and self.stopped_after + 1 < ticks:
+            share += (
+                f"; stopped after tick {self.stopped_after} of {ticks}, in which every "
+                "decision failed"
+            )
+        return share
+
+
+def _most_common_error(log_path: Path) -> tuple[str, int] | None:
+    """The most common reason among the run's errored decisions, with its count."""
+    try:
+        logged = read_run(log_path)
+    except ReplayError:
+        return None
+    reasons: Counter[str] = Counter(
+        _AFTER_ATTEMPTS.sub("", decision.error)
+        for decisions in logged.decisions.values()
+        for decision in decisions
+        if decision.error is not None
+    )
+    return reasons.most_common(1)[0] if reasons else None
 
 
 def _scheduler_name(config: RunConfig, independent: bool) -> str:

@@ -5,8 +5,10 @@ config with the model's then the condition's ``set`` fields applied (then the co
 its seed, and its own directory ``<out>/<model>/<condition>/seed<seed>``. Every combination is
 checked before anything runs, so a typo in the last condition costs nothing.
 
-Rerunning a sweep skips runs whose summary says completed and resumes runs that stopped (a
-crash, Ctrl-C), so a sweep killed at any point is finished by running it again.
+Rerunning a sweep skips runs whose summary says completed with no errored decision, resumes
+runs that stopped (a crash, Ctrl-C), and asks again the errored decisions of runs that failed
+or completed with errors (``agora resume --retry-errors``), so a sweep killed at any point, or
+run against a server that was down, is finished by running it again.
 """
 
 from __future__ import annotations
@@ -174,9 +176,11 @@ def _check_names(section: SweepSection) -> None:
 
 class RunState(msgspec.Struct, frozen=True):
     """Where a run's directory stands: ``new``, ``completed``, ``stopped`` (by its budget: not
-    resumed, which would spend another tick), or ``unfinished`` (a crash, Ctrl-C: resumed)."""
+    resumed, which would spend another tick), ``unfinished`` (a crash, Ctrl-C: resumed),
+    ``errors`` (completed, but some decisions ended in an error) or ``failed`` (too many did,
+    or the run broke): both resumed with their errored decisions asked again."""
 
-    state: Literal["new", "completed", "stopped", "unfinished"]
+    state: Literal["new", "completed", "stopped", "unfinished", "errors", "failed"]
     detail: str = ""
     errors: int = 0
 
@@ -191,10 +195,13 @@ def state_of(run_dir: Path) -> RunState:
         except msgspec.DecodeError:
             data = {}
         status, reason = data.get("status"), data.get("reason") or ""
+        errors = int(data.get("errors", 0))
         if status == "completed":
-            return RunState("completed", errors=int(data.get("errors", 0)))
+            return RunState("errors" if errors else "completed", errors=errors)
+        if status == "failed":
+            return RunState("failed", reason, errors=errors)
         if status == "stopped" and reason != "interrupted":
-            return RunState("stopped", reason)
+            return RunState("stopped", reason, errors=errors)
     return RunState("unfinished")
 
 
@@ -296,18 +303,17 @@ async def _run_one(run: SweepRun, base: RunOutcome) -> RunOutcome:
     run_dir = run.plan.out_dir
     state = state_of(run_dir)
     if state.state == "completed":
-        detail = "completed earlier"
-        if state.errors:
-            detail += f" with {state.errors} failed decisions"
-        return msgspec.structs.replace(base, status="skipped", detail=detail)
+        return msgspec.structs.replace(base, status="skipped", detail="completed earlier")
     if state.state == "stopped":
         # Resuming would run another tick past the budget: say so and leave it.
         return msgspec.structs.replace(
             base, status="stopped", detail=f"{state.detail} (continue: agora resume {run_dir})"
         )
+    reasked = 0
     try:
-        if state.state == "unfinished":
-            plan, resumption = prepare_resume(run_dir)
+        if state.state != "new":  # unfinished, errors or failed: errored decisions asked again
+            plan, resumption = prepare_resume(run_dir, retry_errors=True)
+            reasked = resumption.reasked
             summary = await execute(plan, resume=resumption)
             resumed = True
         else:
@@ -331,6 +337,8 @@ async def _run_one(run: SweepRun, base: RunOutcome) -> RunOutcome:
         )
     else:
         status = "resumed" if resumed else "completed"
+        if reasked:
+            detail = f"{reasked} errored decisions asked again"
     return msgspec.structs.replace(base, status=status, detail=detail, decisions=summary.decisions)
 
 

@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import structlog
 
+from engine.answer_json import LONE_SURROGATE, has_lone_surrogate, replace_lone_surrogates
 from engine.inference.errors import InferenceError
-from engine.log import RunLogWriter
+from engine.log import UNENCODABLE, LogEncodeError, RunLogWriter
 from engine.protocols import Agent, LLMClient, Policy, World
 from engine.records import (
     AgentId,
@@ -32,6 +34,14 @@ from engine.records import (
 from engine.seeding import Seeds
 
 _log = structlog.get_logger("agora.turns")
+
+# What the log keeps of an answer: its head, with the whole one's length and a hash. A decision
+# answer is a few hundred characters; runaway ones (megabytes of repetition) made a 1 GB log.
+RAW_HEAD_CHARS = 4096
+# A reason may quote what it could not read; a quote of a 64 KiB field helps no one.
+REASON_CHARS = 1000
+# Encodes a valid answer's parts once before it counts, to find what the log could not hold.
+_check = msgspec.json.Encoder()
 
 
 @dataclass(slots=True)
@@ -153,7 +163,15 @@ class TurnRunner:
         # (a full disk) stops the run instead of being recorded as an agent's fault.
         # One write for the decision and what it caused (its likes): streamed as it happens,
         # and a kill leaves both or neither.
-        self.log.append_many([decision, *records])
+        try:
+            self.log.append_many([decision, *records])
+        except LogEncodeError as exc:
+            # Answers are checked before they count, so this is a world's or a policy's record
+            # (an annotation JSON cannot hold): the decision is kept as an error without it,
+            # and the agent does not act on what the log could not record.
+            _log.error("decision could not be logged", tick=tick, agent=agent_id, error=str(exc))
+            decision, records = _unlogged(decision, str(exc)), []
+            self.log.append_many([decision])
         status = self.totals.count(decision, usage)
         return TurnResult(agent_id, decision.action, status)
 
@@ -199,12 +217,18 @@ class TurnRunner:
             usage.answers += 1
             all_cached = all_cached and completion.cached
             raw = completion.text
-            result = agent.parse(raw, turn)
+            if has_lone_surrogate(raw):
+                # No log line and no re-ask can carry it: kept with U+FFFD in its place.
+                raw = replace_lone_surrogates(raw)
+                result: Parsed | Invalid = Invalid(raw=raw, reason=LONE_SURROGATE)
+            else:
+                result = _read(agent, raw, turn)
+            usage.raw = raw
             if isinstance(result, Parsed):
                 parsed = result
                 break
             if last is not None:
-                invalid_attempts.append(InvalidAttempt(raw=last.raw, reason=last.reason))
+                invalid_attempts.append(_attempt(last))
             last = result
             if attempt < self.max_reasks:
                 seed = self.seeds.integer("sampling", agent_id, tick, attempt + 1)
@@ -214,7 +238,7 @@ class TurnRunner:
         info: dict[str, Any] = {}
         if parsed is not None:
             if last is not None:
-                invalid_attempts.append(InvalidAttempt(raw=last.raw, reason=last.reason))
+                invalid_attempts.append(_attempt(last))
             info = self.world.annotate(agent_id, observation, parsed.action)
             notes: list[str] = []
             for policy in self.policies:
@@ -225,16 +249,17 @@ class TurnRunner:
                 notes.extend(policy_notes)
             if notes:
                 info["notes"] = notes
+        logged_raw, raw_chars, raw_sha256 = _head(raw)
         decision = Decision(
             tick=tick,
             agent=agent_id,
             prompt_hash=first_hash,
-            raw=raw,
+            raw=logged_raw,
             valid=parsed is not None,
             action=parsed.action if parsed is not None else None,
             reasoning=parsed.reasoning if parsed is not None else "",
-            invalid_reason=last.reason if parsed is None and last is not None else None,
-            error=error,
+            invalid_reason=_text(last.reason) if parsed is None and last is not None else None,
+            error=_text(error) if error is not None else None,
             info=info,
             attempts=len(invalid_attempts) + (1 if (parsed or last) else 0),
             requests=usage.requests,
@@ -245,8 +270,57 @@ class TurnRunner:
             latency_s=round(latency, 6),
             cost_usd=usage.cost_usd,
             fields=parsed.fields if parsed is not None else {},
+            raw_chars=raw_chars,
+            raw_sha256=raw_sha256,
         )
         return decision, records
+
+
+def _read(agent: Agent, text: str, turn: Turn) -> Parsed | Invalid:
+    """The agent's reading of an answer: whatever the text, a result, never an exception."""
+    try:
+        result = agent.parse(text, turn)
+    except Exception as exc:  # odd text tripping an agent: the answer is invalid, not the turn
+        _log.warning("answer could not be parsed", agent=turn.agent_id, exc_info=True)
+        return Invalid(raw=text, reason=f"the answer could not be read ({_named(exc)})")
+    if isinstance(result, Parsed):
+        # Checked before any policy acts on it: an answer the log cannot hold is re-asked.
+        try:
+            _check.encode((result.action, result.reasoning, result.fields))
+        except UNENCODABLE as exc:
+            return Invalid(raw=text, reason=f"the answer cannot be logged ({_named(exc)})")
+    return result
+
+
+def _named(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _text(text: str, limit: int = REASON_CHARS) -> str:
+    """``text`` as the log can hold it (no lone surrogate), cut to about ``limit`` characters
+    in the middle: a reason ends with what is wrong (``action '…' is neither…``)."""
+    text = replace_lone_surrogates(text)
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "…" + text[-half:]
+
+
+def _head(raw: str) -> tuple[str, int | None, str | None]:
+    """What the log keeps of an answer: the whole when short, else its head, with the whole
+    one's length and the first 16 hex digits of its SHA-256, to tell answers apart."""
+    raw = replace_lone_surrogates(raw)
+    if len(raw) <= RAW_HEAD_CHARS:
+        return raw, None, None
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+    return raw[:RAW_HEAD_CHARS], len(raw), digest
+
+
+def _attempt(invalid: Invalid) -> InvalidAttempt:
+    raw, raw_chars, raw_sha256 = _head(invalid.raw)
+    return InvalidAttempt(
+        raw=raw, reason=_text(invalid.reason), raw_chars=raw_chars, raw_sha256=raw_sha256
+    )
 
 
 @dataclass(slots=True)
@@ -260,19 +334,22 @@ class TurnUsage:
     tokens_out: int = 0
     billed_tokens: int = 0
     cost_usd: float = 0.0
+    # The last answer's text (lone surrogates replaced), so a fault after it cannot lose it.
+    raw: str = ""
 
 
 def _failed_decision(tick: int, agent_id: AgentId, error: str, usage: TurnUsage) -> Decision:
+    raw, raw_chars, raw_sha256 = _head(usage.raw)
     return Decision(
         tick=tick,
         agent=agent_id,
         prompt_hash="",
-        raw="",
+        raw=raw,
         valid=False,
         action=None,
         reasoning="",
         invalid_reason=None,
-        error=error,
+        error=_text(error),
         info={},
         attempts=usage.answers,
         requests=usage.requests,
@@ -282,4 +359,20 @@ def _failed_decision(tick: int, agent_id: AgentId, error: str, usage: TurnUsage)
         cached=False,
         latency_s=0.0,
         cost_usd=usage.cost_usd,
+        raw_chars=raw_chars,
+        raw_sha256=raw_sha256,
+    )
+
+
+def _unlogged(decision: Decision, error: str) -> Decision:
+    """``decision`` as an error, without the action, fields and annotations it could not log."""
+    return msgspec.structs.replace(
+        decision,
+        valid=False,
+        action=None,
+        reasoning="",
+        invalid_reason=None,
+        error=_text(f"internal error: {error}"),
+        info={},
+        fields={},
     )

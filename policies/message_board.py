@@ -145,11 +145,17 @@ class MessageBoard:
                 f"a message for the public board, at most {self.config.max_post_chars} "
                 "characters; everyone sees the most liked posts next round",
                 required=False,
+                schema={"type": "string", "maxLength": self.config.max_post_chars},
             ),
             AnswerField(
                 "likes",
                 f"a list of up to {self.config.max_likes} post numbers from the board you endorse",
                 required=False,
+                schema={
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "maxItems": self.config.max_likes,
+                },
             ),
         )
 

@@ -46,3 +46,13 @@ def without_timing(value: Any) -> Any:
 
 def of_kind(items: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [r for r in items if r["kind"] == kind]
+
+
+def logged_requests(items: list[dict[str, Any]]) -> int:
+    """Every request a run's log accounts for: its decisions' and its endpoint probes'."""
+    probes = sum(
+        facts.get("probe", {}).get("requests", 0)
+        for header in of_kind(items, "run")
+        for facts in header.get("endpoints", {}).values()
+    )
+    return probes + sum(d["requests"] for d in of_kind(items, "decision"))

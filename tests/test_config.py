@@ -35,7 +35,7 @@ def test_the_shipped_config_plans(tmp_path):
         ({"run.ticks": "many"}, r"^run\.ticks: expected `int`, got `str`$"),
         (
             {"run.tikcs": 3},
-            r"^run\.tikcs: unknown field \(allowed: name, seed, ticks, out, scheduler\)$",
+            r"^run\.tikcs: unknown field \(allowed: name, seed, ticks, out, scheduler, max_error_rate\)$",
         ),
         (
             {"inference.backend": "gpt"},

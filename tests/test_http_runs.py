@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import CONFIG, of_kind, records, run_cli, without_timing
+from tests.helpers import CONFIG, logged_requests, of_kind, records, run_cli, without_timing
 from tests.mock_server_fixture import mock_server_process
 
 pytestmark = pytest.mark.slow
@@ -42,6 +42,8 @@ CASES = [(backend, fault) for backend in ("openai-http", "litellm") for fault in
 @pytest.mark.parametrize(("backend", "fault"), CASES, ids=[f"{b}-{f}" for b, f in CASES])
 def test_every_decision_arrives_once_under_each_fault(tmp_path, backend, fault):
     retries = ["--set", "inference.timeout_s=0.5", "--set", "inference.backoff_base_s=0.01"]
+    # A hung request on a server that answers others is waited for, up to the deadline.
+    retries += ["--set", "inference.request_deadline_s=1"]
     with mock_server_process("--latency-ms", "2", "--seed", "3", *FAULTS[fault]) as url:
         result = http_run(
             url,
@@ -61,7 +63,7 @@ def test_every_decision_arrives_once_under_each_fault(tmp_path, backend, fault):
     assert len(keys) == 135 and len(set(keys)) == 135
     assert all(d["valid"] and d["error"] is None for d in decisions)
     assert sum(served["faults"].values()) > 0
-    assert sum(d["requests"] for d in decisions) == served["requests"]
+    assert logged_requests(log) == served["requests"]
     assert any(d["requests"] > 1 for d in decisions)
 
 
@@ -72,7 +74,9 @@ def test_a_rerun_with_the_cache_makes_no_request_and_gives_the_same_log(tmp_path
         second = http_run(url, tmp_path / "b", tmp_path / "cache")
         after_second = health(url)["requests"]
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert after_first == 135 and after_second == 135
+    # 135 decisions and the one probe of the server's answer format; the rerun asks nothing.
+    assert after_first == 136 == logged_requests(records(tmp_path / "a" / "log.jsonl"))
+    assert after_second == after_first
 
     def content(path):
         provenance = {"cached", "requests", "run_id"}
@@ -81,6 +85,10 @@ def test_a_rerun_with_the_cache_makes_no_request_and_gives_the_same_log(tmp_path
             record = {k: v for k, v in without_timing(record).items() if k not in provenance}
             if record["kind"] == "run":
                 record["config"]["run"].pop("out")
+                # Provenance too: the rerun took the server's answer format from the cache
+                # (its probe made no request); the format itself must be the same.
+                endpoints = record.pop("endpoints")
+                record["formats"] = {u: e["response_format"] for u, e in endpoints.items()}
             out.append(record)
         # Records stream in arrival order, which a server does not fix: compare them as sets,
         # keyed so that each record appears once.

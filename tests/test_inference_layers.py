@@ -157,12 +157,18 @@ async def test_openai_http_gets_a_world_format_answer_with_usage():
         ({"rate_500": 1.0}, "HTTP 500: ", None),
         ({"rate_malformed": 1.0}, "malformed response body", None),
         ({"rate_drop": 1.0}, "connection failed", None),
-        ({"rate_timeout": 1.0, "hang_s": 5.0}, "no answer within 0.3 s", None),
+        # The server hangs but is alive (it answers a liveness check): waited for, to the
+        # deadline, not abandoned at the timeout and sent again.
+        (
+            {"rate_timeout": 1.0, "hang_s": 5.0},
+            "no answer within 0.6 s (inference.request_deadline_s)",
+            None,
+        ),
     ],
 )
 async def test_openai_http_turns_every_fault_into_a_retryable_error(fault, message, retry_after):
     async with mock_server(**fault) as (url, _):
-        client = transport(url, timeout_s=0.3)
+        client = transport(url, timeout_s=0.3, deadline_s=0.6)
         with pytest.raises(InferenceError) as caught:
             await client.complete(request())
         await client.aclose()
@@ -198,7 +204,7 @@ async def test_openai_http_fails_fast_on_a_refused_key_without_showing_it():
 async def test_openai_http_keeps_more_than_100_requests_in_flight():
     """aiohttp's default connector stops at 100; ours is sized to the run's concurrency."""
     async with mock_server(latency_ms=1000) as (url, server):
-        client = transport(url, connections=150, timeout_s=20)
+        client = transport(url, connections=150, timeout_s=20, adaptive=False)
         await asyncio.gather(*(client.complete(request(seed=s)) for s in range(150)))
         await client.aclose()
     assert server.stats.peak_in_flight > 100

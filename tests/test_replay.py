@@ -56,7 +56,7 @@ def test_an_independent_world_replays_too(tmp_path):
     assert replayer.tick == 3
 
 
-def test_an_edited_decision_is_caught_at_its_tick_with_file_and_line(tmp_path):
+def test_an_edited_decision_is_caught_at_its_tick_and_named_by_its_own_line(tmp_path):
     run = finished_run(tmp_path)
     log = run / "log.jsonl"
     lines = log.read_bytes().splitlines(keepends=True)
@@ -74,6 +74,21 @@ def test_an_edited_decision_is_caught_at_its_tick_with_file_and_line(tmp_path):
     tick_lines = [i + 1 for i, line in enumerate(lines) if b'"kind":"tick"' in line]
     replayer = Replayer(read_run(run))
     replayer.advance_to(1)
+    with pytest.raises(
+        ReplayError,
+        match=rf"log\.jsonl:{index + 1}: the decision of agent {record['agent']} in tick 2 was "
+        r"edited \(its check does not match the line\); tick 2 replays to digest",
+    ):
+        replayer.step()
+
+    # Without the decision checks (a log from before them), the tick's line is named.
+    log.write_bytes(b"".join(lines).replace(b'"format":2,', b'"format":1,', 1))
+    header = msgspec.json.decode(log.read_bytes().splitlines()[0])
+    del header["header_hash"]
+    rest = log.read_bytes().split(b"\n", 1)[1]
+    log.write_bytes(msgspec.json.encode(header) + b"\n" + rest)
+    replayer = Replayer(read_run(run))
+    replayer.advance_to(1)
     with pytest.raises(ReplayError, match=rf"log\.jsonl:{tick_lines[2]}: tick 2 replays to digest"):
         replayer.step()
 
@@ -83,8 +98,8 @@ def test_the_cli_replays_and_shows_a_tick(tmp_path):
     result = run_cli("replay", str(run))
     assert result.returncode == 0, result.stderr
     assert (
-        "6 ticks replayed from the log alone, every state digest matches; run completed"
-        in result.stdout
+        "6 ticks replayed from the log alone, every decision's check and state digest "
+        "matches; run completed" in result.stdout
     )
     result = run_cli("replay", str(run), "--tick", "2", "--agent", "7")
     assert result.returncode == 0, result.stderr

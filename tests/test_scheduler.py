@@ -54,6 +54,12 @@ class ScriptedClient:
         finally:
             self.in_flight -= 1
 
+    async def prepare(self, known):
+        return {}
+
+    def reports(self):
+        return []
+
     async def aclose(self) -> None:
         return None
 

@@ -255,8 +255,10 @@ def test_failed_decisions_mark_the_run_and_the_sweep_exits_1(tmp_path):
     )
     assert result.returncode == 1, result.stderr
     manifest = json.loads((out / "sweep.json").read_text())
-    assert {r["status"] for r in manifest["runs"]} == {"errors"}
-    assert all("45 of 45 decisions failed" in r["detail"] for r in manifest["runs"])
+    # Every decision failed: over run.max_error_rate, so each run failed, with the reason.
+    assert {r["status"] for r in manifest["runs"]} == {"failed"}
+    assert all("45 of 45 decisions ended in an error" in r["detail"] for r in manifest["runs"])
+    assert all("connection failed" in r["detail"] for r in manifest["runs"])
 
 
 def test_one_runs_crash_does_not_take_the_sweep_down(tmp_path, monkeypatch):

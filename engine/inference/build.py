@@ -40,8 +40,13 @@ def build_client(
             api_key=api_key,
             timeout_s=settings.timeout_s,
             json_mode=settings.json_mode,
+            response_format=settings.response_format,
             eject_after=settings.eject_after,
             cooldown_s=settings.eject_cooldown_s,
+            connections=settings.concurrency,
+            adaptive=settings.adaptive_concurrency,
+            initial_concurrency=settings.initial_concurrency,
+            deadline_s=settings.request_deadline_s,
         )
     else:
         transport = OpenAIHTTPClient(
@@ -51,8 +56,12 @@ def build_client(
             timeout_s=settings.timeout_s,
             connections=settings.concurrency,
             json_mode=settings.json_mode,
+            response_format=settings.response_format,
             eject_after=settings.eject_after,
             cooldown_s=settings.eject_cooldown_s,
+            adaptive=settings.adaptive_concurrency,
+            initial_concurrency=settings.initial_concurrency,
+            deadline_s=settings.request_deadline_s,
             batch_max_size=settings.batch_max_size,
             batch_max_wait_ms=settings.batch_max_wait_ms,
             prompt_template=settings.prompt_template,
@@ -70,7 +79,10 @@ def build_client(
         rng=seeds.rng("retry-jitter"),
     )
     if settings.cache:
-        variant = f"{settings.backend}|json={settings.json_mode}"
+        # The format asked for shapes answers (a schema constrains them); each endpoint's
+        # fallback from it is found by a probe, so the asked-for format names the variant.
+        asked = settings.response_format if settings.json_mode else "none"
+        variant = f"{settings.backend}|format={asked}"
         if settings.batch_max_size > 1:
             variant += f"|batch|{settings.prompt_template}"
         # Two servers may give one model name to different weights: answers are kept per set of

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -27,6 +29,7 @@ class _Key(msgspec.Struct, array_like=True):
     max_tokens: int
     seed: int
     json_answer: bool
+    answer_schema: dict[str, Any] | None
 
 
 class ResponseCache:
@@ -49,6 +52,7 @@ class ResponseCache:
             request.max_tokens,
             request.seed,
             request.json_answer,
+            request.answer_schema,
         )
         return hashlib.blake2b(self._encode(material), digest_size=20).hexdigest()
 
@@ -66,12 +70,20 @@ class ResponseCache:
             return None  # a damaged entry is a miss; the answer is asked again and rewritten
 
     def put(self, key: str, completion: Completion) -> None:
-        path = self._path(key)
+        self.write(self._path(key), self._encode(completion))
+
+    def probe_path(self, model: str) -> Path:
+        """Where the endpoints' probed answer formats are kept, per variant and model."""
+        key = hashlib.blake2b(f"probe|{self.variant}|{model}".encode(), digest_size=20)
+        return self._path(key.hexdigest())
+
+    @staticmethod
+    def write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as file:
-                file.write(self._encode(completion))
+                file.write(data)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -83,6 +95,20 @@ class CachedClient(ClientLayer):
         super().__init__(inner)
         self.cache = cache
         self.hits = 0
+
+    async def prepare(self, known: Mapping[str, Any]) -> dict[str, Any]:
+        """What the servers were found to take is kept like an answer: a rerun probes nothing."""
+        if known:
+            return await self.inner.prepare(known)
+        path = self.cache.probe_path(self.inner.model)
+        try:
+            remembered = msgspec.json.decode(path.read_bytes(), type=dict[str, Any])
+        except (FileNotFoundError, msgspec.DecodeError):
+            remembered = {}
+        described = await self.inner.prepare(remembered)
+        if described != remembered:
+            self.cache.write(path, msgspec.json.encode(described))
+        return described
 
     async def complete(self, request: Request) -> Completion:
         key = self.cache.key(self.inner.model, request)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from engine.protocols import LLMClient
+from engine.records import EndpointReport
 
 
 class ClientLayer:
@@ -18,6 +22,12 @@ class ClientLayer:
     @property
     def model(self) -> str:
         return self.inner.model
+
+    async def prepare(self, known: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.inner.prepare(known)
+
+    def reports(self) -> list[EndpointReport]:
+        return self.inner.reports()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 import numpy as np
@@ -43,6 +43,9 @@ class MockSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate_malformed: Rate = 0.0
     rate_drop: Rate = 0.0
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # Which response formats it takes, as real servers differ: "all" (vLLM, OpenAI),
+    # "json_object" (llama-cpp-python: HTTP 500 to json_schema), "none" (HTTP 400 to any).
+    formats: Literal["all", "json_object", "none"] = "all"
 
 
 class _WireMessage(msgspec.Struct):
@@ -54,12 +57,14 @@ class _ChatBody(msgspec.Struct):
     messages: list[_WireMessage]
     model: str | None = None
     seed: int | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class _CompletionBody(msgspec.Struct):
     prompt: str | list[str]
     model: str | None = None
     seed: int | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class MockStats(msgspec.Struct):
@@ -68,6 +73,8 @@ class MockStats(msgspec.Struct):
     in_flight: int = 0
     peak_in_flight: int = 0
     faults: dict[str, int] = msgspec.field(default_factory=dict)
+    # Requests by the response_format they asked for ("json_schema", "json_object", "none").
+    formats: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class MockServer:
@@ -104,7 +111,9 @@ class MockServer:
         except msgspec.DecodeError as exc:
             return _error(400, f"bad request body: {exc}")
         messages = [Message(m.role, m.content) for m in body.messages]  # type: ignore[arg-type]
-        return await self._serve(request, [messages], body.seed, chat=True)
+        return await self._serve(
+            request, [messages], body.seed, chat=True, form=body.response_format
+        )
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -113,13 +122,27 @@ class MockServer:
             return _error(400, f"bad request body: {exc}")
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         return await self._serve(
-            request, [[Message("user", p)] for p in prompts], body.seed, chat=False
+            request,
+            [[Message("user", p)] for p in prompts],
+            body.seed,
+            chat=False,
+            form=body.response_format,
         )
 
     async def _serve(
-        self, request: web.Request, conversations: list[list[Message]], seed: int | None, chat: bool
+        self,
+        request: web.Request,
+        conversations: list[list[Message]],
+        seed: int | None,
+        chat: bool,
+        form: dict[str, Any] | None,
     ) -> web.StreamResponse:
+        kind = str(form.get("type", "?")) if form is not None else "none"
+        self.stats.formats[kind] = self.stats.formats.get(kind, 0) + 1
+        refused = self._refuses(kind)
         self.stats.requests += 1
+        if refused is not None:
+            return refused
         self.stats.in_flight += 1
         self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
         try:
@@ -159,6 +182,17 @@ class MockServer:
             body=self._encode(self._payload(conversations, texts, chat)),
             content_type="application/json",
         )
+
+    def _refuses(self, kind: str) -> web.Response | None:
+        taken = self.settings.formats
+        if kind == "none" or taken == "all":
+            return None
+        if taken == "json_object" and kind == "json_schema":
+            # As llama-cpp-python answers it: a validation error reported as a 500.
+            return _error(500, "response_format.type: Input should be 'text' or 'json_object'")
+        if taken == "none":
+            return _error(400, f"response_format {kind!r} is not supported")
+        return None
 
     def _draw_fault(self) -> str | None:
         s = self.settings

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from engine.config import OfflineSection
 from engine.protocols import OfflineBehaviour, Policy
-from engine.records import Completion, Request
+from engine.records import Completion, EndpointReport, Request
 
 _MALFORMED_PROSE = (
     "Let me think about where to go. I believe the best choice is to stay where I am for now.",
@@ -52,6 +53,12 @@ class OfflineClient:
     @property
     def model(self) -> str:
         return self._model
+
+    async def prepare(self, known: Mapping[str, Any]) -> dict[str, Any]:
+        return {}  # no server to learn about
+
+    def reports(self) -> list[EndpointReport]:
+        return []
 
     async def complete(self, request: Request) -> Completion:
         if request.turn is None:

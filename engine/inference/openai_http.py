@@ -11,24 +11,45 @@ Two modes. ``chat`` (the default): one ``/chat/completions`` request per decisio
 ``/v1/completions`` request with a list of prompts; each answer goes back to its own caller.
 Servers like vLLM schedule such a list as one batch. A batch carries one sampling seed (its
 first request's) and reports usage for the whole batch, which is shared out by text length.
+
+Every request goes through the endpoint pool, which holds back what a server cannot take
+(``endpoints.py``), and waits for its answer as long as the server is alive (``patience.py``).
+Answers are asked in each endpoint's best ``response_format`` (``formats.py``), found by
+``prepare`` before the run starts. A body the client cannot read (garbage, nested too deep,
+usage that makes no sense) is a retryable fault, never an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 import aiohttp
 import msgspec
 
-from engine.inference.endpoints import EndpointPool
+from engine.inference.endpoints import EndpointPool, Lease
 from engine.inference.errors import InferenceError
-from engine.records import Completion, Message, Request
+from engine.inference.formats import (
+    PROBE_PROMPT,
+    EndpointFormats,
+    FormatMode,
+    ProbeResult,
+    Requested,
+    probe_endpoint,
+    wire_format,
+)
+from engine.inference.patience import answer_or_abandon
+from engine.inference.redact import error_snippet
+from engine.records import Completion, EndpointReport, Message, Request
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-_SNIPPET = 200
+# The server says it has more than it can take: its endpoint's limit comes down.
+_OVERLOAD_STATUS = frozenset({429, 503})
+# More tokens than any model's context: a usage report past this is garbage, not a bill.
+_MOST_TOKENS = 10_000_000
+_Count = Annotated[int, msgspec.Meta(ge=0, le=_MOST_TOKENS)]
 
 PromptTemplate = Literal["chatml", "plain"]
 
@@ -43,8 +64,8 @@ def render_prompt(messages: Sequence[Message], template: PromptTemplate) -> str:
 
 
 class _Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: _Count = 0
+    completion_tokens: _Count = 0
 
 
 class _ChatMessage(msgspec.Struct):
@@ -77,17 +98,13 @@ class _WireMessage(msgspec.Struct, omit_defaults=True):
     content: str
 
 
-class _ResponseFormat(msgspec.Struct):
-    type: str
-
-
 class _ChatRequest(msgspec.Struct, omit_defaults=True):
     model: str
     messages: list[_WireMessage]
     temperature: float
     max_tokens: int
     seed: int
-    response_format: _ResponseFormat | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class _CompletionsRequest(msgspec.Struct, omit_defaults=True):
@@ -96,7 +113,7 @@ class _CompletionsRequest(msgspec.Struct, omit_defaults=True):
     temperature: float
     max_tokens: int
     seed: int
-    response_format: _ResponseFormat | None = None
+    response_format: dict[str, Any] | None = None
 
 
 _Waiting = tuple[Request, "asyncio.Future[Completion]"]
@@ -113,20 +130,34 @@ class OpenAIHTTPClient:
         api_key: str | None,
         timeout_s: float,
         connections: int,
-        json_mode: bool,
+        json_mode: bool = True,
+        response_format: Requested = "json_schema",
         eject_after: int = 3,
         cooldown_s: float = 5.0,
         batch_max_size: int = 1,
         batch_max_wait_ms: float = 5.0,
         prompt_template: PromptTemplate = "chatml",
+        adaptive: bool = True,
+        initial_concurrency: int = 4,
+        deadline_s: float | None = None,
     ) -> None:
-        self._pool = EndpointPool(endpoints, eject_after=eject_after, cooldown_s=cooldown_s)
+        self._pool = EndpointPool(
+            endpoints,
+            ceiling=connections,
+            initial=initial_concurrency,
+            adaptive=adaptive,
+            eject_after=eject_after,
+            cooldown_s=cooldown_s,
+        )
         self._model = model
         self._api_key = api_key
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._timeout_s = timeout_s
+        self._deadline_s = deadline_s if deadline_s is not None else 10 * timeout_s
         self._connections = connections
-        self._json_mode = json_mode
+        requested: Requested = response_format if json_mode else "none"
+        self._requested = requested
+        # Until ``prepare`` has probed them, endpoints are asked in the form the config wants.
+        self.formats = EndpointFormats([url.rstrip("/") for url in endpoints], requested)
         self._session: aiohttp.ClientSession | None = None
         self._encode = msgspec.json.Encoder().encode
         self._decode_chat = msgspec.json.Decoder(_ChatResponse).decode
@@ -150,29 +181,93 @@ class OpenAIHTTPClient:
             connector = aiohttp.TCPConnector(
                 limit=self._connections, limit_per_host=self._connections, keepalive_timeout=60
             )
+            # The whole wait is ``answer_or_abandon``'s; aiohttp only bounds the connect and
+            # keeps a last-resort cap.
+            timeout = aiohttp.ClientTimeout(
+                total=self._deadline_s + self._timeout_s, sock_connect=self._timeout_s
+            )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, headers=headers
+                connector=connector, timeout=timeout, headers=headers
             )
         return self._session
 
-    def _format(self, request: Request) -> _ResponseFormat | None:
-        wanted = self._json_mode and request.json_answer
-        return _ResponseFormat("json_object") if wanted else None
+    async def prepare(self, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Probe each endpoint for the most constrained ``response_format`` it takes."""
+        if known:
+            self.formats.adopt(known)
+        if self.formats.settled:
+            return self.formats.describe()
+        urls = list(self.formats.modes)
+        results = await asyncio.gather(*(self._probe(url) for url in urls))
+        for url, result in zip(urls, results, strict=True):
+            self.formats.settle(url, result)
+        return self.formats.describe()
 
-    async def _post(self, path: str, body: bytes, decode: Any) -> tuple[Any, float]:
-        """POST to the least busy healthy endpoint; the decoded body and the latency."""
+    async def _probe(self, url: str) -> ProbeResult:
         session = self._open()
-        lease = self._pool.acquire()
+
+        async def send(response_format: dict[str, Any] | None) -> str | None:
+            body = _ChatRequest(
+                model=self._model,
+                messages=[_WireMessage("user", PROBE_PROMPT)],
+                temperature=0.0,
+                max_tokens=8,
+                seed=0,
+                response_format=response_format,
+            )
+            try:
+                async with session.post(
+                    f"{url}/chat/completions",
+                    data=self._encode(body),
+                    timeout=aiohttp.ClientTimeout(total=self._deadline_s),
+                ) as response:
+                    payload = await response.read()
+                    if response.status == 200:
+                        return None
+                    return f"HTTP {response.status}: {error_snippet(payload, self._api_key)}"
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                return f"no answer: {type(exc).__name__}"
+
+        return await probe_endpoint(send, self._requested)
+
+    def reports(self) -> list[EndpointReport]:
+        return self._pool.reports()
+
+    async def _alive(self, url: str) -> bool:
+        """Does the server answer anything now? A cheap GET; any HTTP status says yes."""
+        session = self._open()
+        try:
+            async with session.get(
+                f"{url}/models", timeout=aiohttp.ClientTimeout(total=min(10.0, self._timeout_s))
+            ) as response:
+                await response.read()
+                return True
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
+    async def _post(self, path: str, body_for: Any, decode: Any) -> tuple[Any, float]:
+        """POST to the endpoint with the most room; the decoded body and the latency.
+
+        ``body_for(mode)`` encodes the body in the endpoint's answer format."""
+        session = self._open()
+        lease = await self._pool.acquire()
         started = time.perf_counter()
         verdict: bool | None = None  # stays None if the caller cancels: no word on health
+        answered = overloaded = False
         try:
             try:
-                async with session.post(f"{lease.url}/{path}", data=body) as response:
-                    payload = await response.read()
-                    status = response.status
-                    if status != 200:
-                        verdict = status < 500  # a 429 or a 4xx comes from a live server
-                        raise _status_error(status, response.headers, payload, self._api_key)
+                payload, status, headers = await answer_or_abandon(
+                    self._send(session, lease, path, body_for(self.formats.modes[lease.url])),
+                    pool=self._pool,
+                    lease=lease,
+                    timeout_s=self._timeout_s,
+                    deadline_s=self._deadline_s,
+                    alive=lambda: self._alive(lease.url),
+                )
+            except InferenceError:
+                verdict = False
+                overloaded = True  # abandoned: it had more queued than it could serve
+                raise
             except TimeoutError:
                 verdict = False
                 raise InferenceError(
@@ -183,30 +278,48 @@ class OpenAIHTTPClient:
                 raise InferenceError(
                     f"connection failed: {type(exc).__name__}", retryable=True
                 ) from None
+            answered = True
+            if status != 200:
+                verdict = status < 500  # a 429 or a 4xx comes from a live server
+                overloaded = status in _OVERLOAD_STATUS
+                raise _status_error(status, headers, payload, self._api_key)
             try:
                 decoded = decode(payload)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 verdict = False  # a server sending garbage is not one to keep asking
-                raise InferenceError("malformed response body", retryable=True) from None
+                raise InferenceError(
+                    "malformed response body" + _why_malformed(exc), retryable=True
+                ) from None
             verdict = True
             return decoded, time.perf_counter() - started
         finally:
-            self._pool.release(lease, healthy=verdict)
+            self._pool.release(lease, healthy=verdict, answered=answered, overloaded=overloaded)
+
+    @staticmethod
+    async def _send(
+        session: aiohttp.ClientSession, lease: Lease, path: str, body: bytes
+    ) -> tuple[bytes, int, Any]:
+        async with session.post(f"{lease.url}/{path}", data=body) as response:
+            return await response.read(), response.status, response.headers
 
     async def complete(self, request: Request) -> Completion:
         if self._batch_max_size > 1:
             return await self._enqueue(request)
-        body = _ChatRequest(
-            model=self._model,
-            messages=[_WireMessage(m.role, m.content) for m in request.messages],
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-            seed=request.seed,
-            response_format=self._format(request),
-        )
-        parsed, latency = await self._post(
-            "chat/completions", self._encode(body), self._decode_chat
-        )
+        messages = [_WireMessage(m.role, m.content) for m in request.messages]
+
+        def body_for(mode: FormatMode) -> bytes:
+            return self._encode(
+                _ChatRequest(
+                    model=self._model,
+                    messages=messages,
+                    temperature=request.temperature,
+                    max_tokens=request.max_tokens,
+                    seed=request.seed,
+                    response_format=wire_format(mode, request.answer_schema, request.json_answer),
+                )
+            )
+
+        parsed, latency = await self._post("chat/completions", body_for, self._decode_chat)
         if not parsed.choices or parsed.choices[0].message.content is None:
             raise InferenceError("response has no message content", retryable=True)
         usage = parsed.usage or _Usage()
@@ -246,16 +359,22 @@ class OpenAIHTTPClient:
     async def _send_batch(self, batch: list[_Waiting]) -> None:
         first = batch[0][0]
         prompts = [render_prompt(request.messages, self._template) for request, _ in batch]
-        body = _CompletionsRequest(
-            model=self._model,
-            prompt=prompts,
-            temperature=first.temperature,
-            max_tokens=max(request.max_tokens for request, _ in batch),
-            seed=first.seed,
-            response_format=self._format(first),
-        )
+        max_tokens = max(request.max_tokens for request, _ in batch)
+
+        def body_for(mode: FormatMode) -> bytes:
+            return self._encode(
+                _CompletionsRequest(
+                    model=self._model,
+                    prompt=prompts,
+                    temperature=first.temperature,
+                    max_tokens=max_tokens,
+                    seed=first.seed,
+                    response_format=wire_format(mode, first.answer_schema, first.json_answer),
+                )
+            )
+
         try:
-            parsed, latency = await self._post("completions", self._encode(body), self._decode_text)
+            parsed, latency = await self._post("completions", body_for, self._decode_text)
             texts = {choice.index: choice.text for choice in parsed.choices}
             if sorted(texts) != list(range(len(batch))):
                 raise InferenceError(
@@ -306,16 +425,15 @@ class OpenAIHTTPClient:
             self._session = None
 
 
-def _sampling(request: Request) -> tuple[float, bool]:
-    return request.temperature, request.json_answer
+def _sampling(request: Request) -> tuple[float, bool, int]:
+    # One batch is asked one way: sampling and answer schema alike (schemas are shared
+    # objects per world, so their identity tells them apart cheaply).
+    return request.temperature, request.json_answer, id(request.answer_schema)
 
 
 def _status_error(status: int, headers: Any, payload: bytes, secret: str | None) -> InferenceError:
     retry_after = _retry_after(headers.get("Retry-After"))
-    detail = payload.decode("utf-8", "replace")
-    if secret:
-        detail = detail.replace(secret, "[redacted]")  # before cutting, so no piece survives
-    detail = detail[:_SNIPPET].strip()
+    detail = error_snippet(payload, secret)  # redacted before it is cut: no piece survives
     if status == 401 or status == 403:
         reason = f"HTTP {status}: the server refused the credentials (check the API key variable)"
     elif status == 404:
@@ -332,3 +450,10 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
+
+
+def _why_malformed(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return " (nested too deep)"
+    text = str(exc)
+    return f" ({text[:120]})" if text else ""

@@ -103,8 +103,12 @@ class RoundsPrompts:
 
     def answer_fields(self) -> Sequence[AnswerField]:
         return (
-            AnswerField("reasoning", "a sentence on why"),
-            AnswerField("give", "how many coins you give, a whole number"),
+            AnswerField("reasoning", "a sentence on why", schema={"type": "string"}),
+            AnswerField(
+                "give",
+                "how many coins you give, a whole number",
+                schema={"type": "integer", "minimum": 0},
+            ),
         )
 
     def decode_action(self, answer: Mapping[str, Any], observation: Any) -> Give:

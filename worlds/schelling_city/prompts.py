@@ -12,16 +12,32 @@ from worlds.schelling_city.world import CityView, MoveOutcome, Option, Relocatio
 _DISTRICT = re.compile(r"(?:district|d)?\s*#?\s*(-?\d+)", re.I)
 _DISTRICT_KEYS = ("district", "move_to", "to", "destination", "target")
 
-ANSWER_FIELDS = (
-    AnswerField("reasoning", "a few sentences on why you choose this"),
-    AnswerField("action", '"stay" or "move"'),
-    AnswerField("district", "the district number you move to (only when moving)", required=False),
-)
+# A reasoning is a few sentences: the cap keeps a constrained model from running on to
+# max_tokens inside the string (the prompt's words say the same, more softly).
+REASONING_CHARS = 600
+
+
+def answer_fields(districts: int) -> tuple[AnswerField, ...]:
+    return (
+        AnswerField(
+            "reasoning",
+            "a few sentences on why you choose this",
+            schema={"type": "string", "minLength": 1, "maxLength": REASONING_CHARS},
+        ),
+        AnswerField("action", '"stay" or "move"', schema={"enum": ["stay", "move"]}),
+        AnswerField(
+            "district",
+            "the district number you move to (only when moving)",
+            required=False,
+            schema={"type": "integer", "minimum": 1, "maximum": districts},
+        ),
+    )
 
 
 class CityPrompts:
     def __init__(self, city: SchellingCity) -> None:
         self.city = city
+        self._answer_fields = answer_fields(city.config.districts)
         self._shared: tuple[int, str] | None = None
         # Everyone in a district has the same options (the world hands out one tuple per
         # district and state), so their text is rendered once per district, not per agent.
@@ -124,7 +140,7 @@ class CityPrompts:
         return "\n".join(lines)
 
     def answer_fields(self) -> Sequence[AnswerField]:
-        return ANSWER_FIELDS
+        return self._answer_fields
 
     def decode_action(self, answer: Mapping[str, Any], observation: Any) -> Relocation:
         view: CityView = observation
