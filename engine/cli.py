@@ -180,6 +180,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+class _StderrLogger:
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when logging was set
+    up: a process that replaced its stderr since (a test harness, a daemon) still logs."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
 def _configure_logging(quiet: bool) -> None:
     structlog.configure(
         processors=[
@@ -193,7 +206,7 @@ def _configure_logging(quiet: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.WARNING if quiet else logging.INFO
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_StderrLogger,
         cache_logger_on_first_use=True,
     )
 

@@ -6,6 +6,7 @@ tick's tail. ``read_log`` names the file and line of anything that is not an ago
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gc
 import os
@@ -100,7 +101,7 @@ class RunLogWriter:
         if type(record) is Decision:
             seal(buffer, 0)  # its check: replay names an edited decision's line
         buffer.append(10)  # b"\n"
-        self._file.write(buffer)
+        self._write_all(buffer)
         self.records += 1
 
     def append_many(self, records: Iterable[LogRecord]) -> None:
@@ -119,8 +120,21 @@ class RunLogWriter:
             buffer.extend(b"\n")
             count += 1
         if count:
-            self._file.write(self._buffer)
+            self._write_all(self._buffer)
             self.records += count
+
+    def _write_all(self, data: bytearray) -> None:
+        # A full disk can take part of a write and return short: write the rest, so a record
+        # is never left torn in the middle of a log; a write that takes nothing is ENOSPC.
+        written = self._file.write(data)
+        if written is None or written >= len(data):
+            return
+        view = memoryview(data)[written:]
+        while view:
+            step = self._file.write(view)
+            if not step:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+            view = view[step:]
 
     def sync(self) -> None:
         os.fsync(self._file.fileno())

@@ -175,7 +175,7 @@ class MessageBoard:
         elif post not in (None, ""):
             notes.append("post ignored: not text")
 
-        likes = _as_ids(fields.get("likes"))
+        likes = _as_ids(fields.get("likes"), most=_LIKES_SLACK * max(1, self.config.max_likes))
         if likes is None:
             notes.append("likes ignored: not a list of post numbers")
             likes = []
@@ -318,18 +318,31 @@ class _Derived:
         return cls(text, {p.post_id: p for p in view.posts}, signals, view.posts)
 
 
-def _as_ids(value: Any) -> list[int] | None:
+# A post number is a counter: more digits than this is not one (and int() of thousands of
+# digits is refused by Python itself).
+_ID_DIGITS = 18
+# A list this much longer than max_likes is not a list of likes; reading it would only fill the
+# decision's notes.
+_LIKES_SLACK = 10
+
+
+def _as_ids(value: Any, most: int = 1_000) -> list[int] | None:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
+    if len(items) > most:
+        return None
     ids = []
     for item in items:
         if isinstance(item, bool):
             return None
         if isinstance(item, int):
             ids.append(item)
-        elif isinstance(item, str) and item.strip().lstrip("#").isdigit():
-            ids.append(int(item.strip().lstrip("#")))
+            continue
+        text = item.strip().lstrip("#") if isinstance(item, str) else ""
+        # ASCII only: str.isdigit() also accepts "²", which int() refuses.
+        if text.isascii() and text.isdigit() and len(text) <= _ID_DIGITS:
+            ids.append(int(text))
         else:
             return None
     return ids

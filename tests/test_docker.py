@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from engine.config import InferenceSection
-from tests.helpers import REPO, of_kind, records
+from tests.helpers import REPO, logged_requests, of_kind, records
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -471,7 +471,7 @@ def test_the_default_services_commands_run_a_sweep_against_the_mock_server(
         decisions = of_kind(lines, "decision")
         assert len(decisions) == 2 * 45, log
         assert all(d["valid"] and d["error"] is None for d in decisions), log
-        requests += sum(d["requests"] for d in decisions)
+        requests += logged_requests(lines)  # decisions and the answer-format probes
     assert stats["requests"] > 0 and stats["answered"] > 0
     assert requests == stats["requests"], "every request the server saw came from the sweep"
     assert (app_dir / "runs" / "cache").is_dir(), "answers are cached where the volume is"

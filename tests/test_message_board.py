@@ -130,3 +130,13 @@ def test_offline_posting_follows_the_stance():
             likes[post_id] += 1
     assert 80 < posts < 160  # post_probability 0.3
     assert likes[1] > 5 * likes[2]
+
+
+def test_likes_that_are_no_post_numbers_are_ignored_not_crashed_on():
+    from policies.message_board import _as_ids
+
+    assert _as_ids(["#3", 4, " 5 "]) == [3, 4, 5]
+    assert _as_ids("9" * 5000) is None, "thousands of digits are no post number"
+    assert _as_ids(["²"]) is None, "a digit str.isdigit() knows but int() refuses"
+    assert _as_ids(list(range(31)), most=30) is None, "a list far longer than any like list"
+    assert _as_ids([True]) is None and _as_ids([[1]]) is None and _as_ids(None) == []
