@@ -106,7 +106,12 @@ class CachedClient(ClientLayer):
         except (FileNotFoundError, msgspec.DecodeError):
             remembered = {}
         described = await self.inner.prepare(remembered)
-        if described != remembered:
+        unprobed = any(
+            isinstance(facts, dict) and (facts.get("probe") or {}).get("unprobed")
+            for facts in described.values()
+        )
+        # Only what a server said is kept: a probe it never answered is asked again next run.
+        if not remembered and described and not unprobed:
             self.cache.write(path, msgspec.json.encode(described))
         return described
 

@@ -7,8 +7,8 @@ per endpoint and adjusts it once per window of answers (a window holds about ``l
 one round trip's worth):
 
 - **slow start**: while the window's median latency stays within ``tolerance`` × the no-load
-  latency (the lowest window median seen lately), the limit doubles, so a large server is
-  found in a few windows;
+  latency (the lowest 10th-percentile latency of the recent windows), the limit doubles, so a
+  large server is found in a few windows;
 - after the first sign of congestion, **additive increase**: a quarter of √limit per good window
   (at least 0.25), so a one-slot server spends most of its time at one request and only now and
   then tries two;
@@ -44,14 +44,14 @@ class AdaptiveLimit:
     slow_start: bool = field(init=False, default=True)
     adjustments: int = field(init=False, default=0)
     _samples: list[float] = field(init=False, default_factory=list)
-    _medians: deque[float] = field(init=False)
+    _floors: deque[float] = field(init=False)
     _saturated: bool = field(init=False, default=False)
     _overload_spent: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.ceiling = max(self.floor, self.ceiling)
         self.limit = float(min(self.ceiling, max(self.floor, self.initial)))
-        self._medians = deque(maxlen=self.memory)
+        self._floors = deque(maxlen=self.memory)
 
     @property
     def allowed(self) -> int:
@@ -77,12 +77,24 @@ class AdaptiveLimit:
         self.slow_start = False
         self._set(self.limit / 2)
 
+    def on_late(self, waited_s: float) -> None:
+        """A request is still unanswered after ``waited_s`` while its server answers others.
+
+        Overload only if that is well past an unqueued answer's time: a server whose answers
+        simply take longer than the timeout is slow, not queued (its latency says so)."""
+        if self._floors and waited_s > self.tolerance * min(self._floors):
+            self.on_overload()
+
     def _close_window(self) -> None:
         samples = sorted(self._samples)
         self._samples.clear()
         median = samples[len(samples) // 2]
-        self._medians.append(median)
-        baseline = min(self._medians)
+        # The no-load latency is a low sample, not a median: a window's median may already
+        # be queued (the first window sends `initial` at once to a server that may serve one),
+        # while its fastest answers were served with little or nothing ahead of them. The
+        # 10th percentile rather than the minimum, so one lucky answer does not set it.
+        self._floors.append(samples[len(samples) // 10])
+        baseline = min(self._floors)
         ratio = median / baseline if baseline > 0 else 1.0
         saturated, self._saturated = self._saturated, False
         self._overload_spent = False

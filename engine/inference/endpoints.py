@@ -65,6 +65,8 @@ class EndpointPool:
     clock: Callable[[], float] = time.monotonic
     _endpoints: list[_Endpoint] = field(init=False)
     _waiters: deque[asyncio.Future[None]] = field(init=False, default_factory=deque)
+    # Wake-ups at the end of cooldowns: an endpoint coming back is room no release announces.
+    _returns: list[asyncio.TimerHandle] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -87,8 +89,12 @@ class EndpointPool:
         endpoints = self._endpoints
         candidates = [i for i, e in enumerate(endpoints) if e.out_until <= now and not e.probing]
         if not candidates:
-            # Every endpoint is out: try the one due back soonest rather than wait on the pool.
-            candidates = [min(range(len(endpoints)), key=lambda i: endpoints[i].out_until)]
+            # Every endpoint is out: the one due back soonest gets one request at a time (a
+            # probe), so a lone endpoint's ejection still holds its traffic back.
+            idle = [i for i, e in enumerate(endpoints) if not e.probing and e.in_flight == 0]
+            if not idle:
+                return None
+            candidates = [min(idle, key=lambda i: endpoints[i].out_until)]
         open_ = [i for i in candidates if endpoints[i].in_flight < endpoints[i].limit.allowed]
         if not open_:
             return None
@@ -101,8 +107,9 @@ class EndpointPool:
         if index is None:
             return None
         endpoint = self._endpoints[index]
-        # Back from a cooldown: this request is the probe, and the only one until it ends.
-        probe = endpoint.failures >= self.eject_after and endpoint.out_until <= now
+        # Back from a cooldown (or the only one left to try): this request is the probe, and
+        # the only one until it ends.
+        probe = endpoint.failures >= self.eject_after
         endpoint.probing = endpoint.probing or probe
         endpoint.in_flight += 1
         endpoint.most_in_flight = max(endpoint.most_in_flight, endpoint.in_flight)
@@ -151,10 +158,12 @@ class EndpointPool:
         *,
         healthy: bool | None,
         answered: bool = False,
+        sample: bool = False,
         overloaded: bool = False,
     ) -> None:
         """End a request. ``healthy`` is None when it ended without a verdict (cancelled);
-        ``answered``: the server sent an HTTP answer (its latency teaches the limit);
+        ``answered``: the server sent an HTTP answer (it is alive); ``sample``: a served answer,
+        whose latency teaches the limit (an instant error would teach it a false no-load time);
         ``overloaded``: the server said it is overloaded, or was too slow to answer."""
         endpoint = self._endpoints[lease.index]
         endpoint.in_flight -= 1
@@ -165,7 +174,7 @@ class EndpointPool:
         if self.adaptive and lease.epoch == endpoint.epoch:
             if overloaded:
                 endpoint.limit.on_overload()
-            elif answered:
+            elif sample:
                 endpoint.limit.on_answer(now - lease.sent_at)
         if lease.probe:
             endpoint.probing = False
@@ -175,6 +184,7 @@ class EndpointPool:
         if healthy:
             endpoint.failures = 0
             endpoint.cooldown_s = 0.0
+            endpoint.out_until = min(endpoint.out_until, now)  # a probe answered: back now
             return
         endpoint.failures += 1
         if endpoint.failures >= self.eject_after:
@@ -184,12 +194,29 @@ class EndpointPool:
             )
             endpoint.out_until = now + endpoint.cooldown_s
             endpoint.epoch += 1
+            self._wake_at_return(endpoint.cooldown_s)
+
+    def _wake_at_return(self, delay_s: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # used without a loop (a unit test): nobody can be waiting
+        self._returns = [handle for handle in self._returns if not handle.cancelled()]
+        self._returns.append(loop.call_later(delay_s, self._wake_all))
+
+    def _wake_all(self) -> None:
+        waiters = list(self._waiters)
+        self._waiters.clear()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def slowed(self, lease: Lease) -> None:
-        """A request has waited past its timeout on a server that is alive: too many queued."""
+        """A request has waited past its timeout on a server that answers others meanwhile:
+        a queue, if it has waited well past what an unqueued answer takes."""
         endpoint = self._endpoints[lease.index]
         if self.adaptive and lease.epoch == endpoint.epoch:
-            endpoint.limit.on_overload()
+            endpoint.limit.on_late(self.clock() - lease.sent_at)
 
     def last_answer_at(self, lease: Lease) -> float:
         return self._endpoints[lease.index].last_answer_at

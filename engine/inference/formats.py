@@ -11,6 +11,7 @@ written in the header, with what it refused and why.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -55,29 +56,51 @@ class ProbeResult(msgspec.Struct, frozen=True):
     response_format: FormatMode
     requests: int
     refused: dict[str, str] = msgspec.field(default_factory=dict)
-    # Set when no form was answered (the server was down at the start): the run uses the
-    # most constrained form asked for, and its requests fail or succeed on their own.
+    # Set when the server did not answer the probes (down or overloaded at the start): the
+    # run uses the most constrained form asked for, and its requests fail or succeed alone.
     unprobed: str | None = None
 
 
-# Sends one probe request in a form; returns None when answered, else the refusal's reason.
-ProbeSend = Callable[[dict[str, Any] | None], Awaitable[str | None]]
+# Sends one probe request in a form; returns the HTTP status (None: no HTTP answer at all)
+# and, when it is not 200, why.
+ProbeSend = Callable[[dict[str, Any] | None], Awaitable[tuple[int | None, str]]]
+
+# What a server says to a form it does not take: a validation error (400, 422), no such
+# feature (404, 405, 415, 501), or, as llama-cpp-python says it, 500. Anything else (429, 503
+# while a model loads, a timeout) says nothing about the form: the same form is asked again.
+_REFUSALS = frozenset({400, 404, 405, 415, 422, 500, 501})
+_TRIES = 3
 
 
-async def probe_endpoint(send: ProbeSend, requested: Requested) -> ProbeResult:
+async def probe_endpoint(
+    send: ProbeSend,
+    requested: Requested,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> ProbeResult:
     refused: dict[str, str] = {}
     chain = chain_from(requested)
+    requests = 0
     for mode in chain:
-        reason = await send(wire_format(mode, PROBE_SCHEMA))
-        if reason is None:
-            return ProbeResult(response_format=mode, requests=len(refused) + 1, refused=refused)
-        refused[mode] = reason
-    return ProbeResult(
-        response_format=chain[0],
-        requests=len(refused),
-        refused=refused,
-        unprobed="no form was answered: " + refused[chain[-1]],
-    )
+        for attempt in range(_TRIES):
+            status, reason = await send(wire_format(mode, PROBE_SCHEMA))
+            requests += 1
+            if status == 200:
+                return ProbeResult(response_format=mode, requests=requests, refused=refused)
+            if status in _REFUSALS:
+                refused[mode] = reason
+                break
+            if attempt < _TRIES - 1:
+                await sleep(2.0**attempt)
+        else:
+            # The server is not answering probes (down, loading, overloaded): the run asks in
+            # the most constrained form wanted, and this result is not kept for later runs.
+            return ProbeResult(
+                response_format=chain[0],
+                requests=requests,
+                refused=refused,
+                unprobed=f"no form could be probed: {reason}",
+            )
+    return ProbeResult(response_format=chain[-1], requests=requests, refused=refused)
 
 
 _MODES: frozenset[str] = frozenset(FORMAT_CHAIN)
@@ -90,6 +113,11 @@ class EndpointFormats:
         self.requested = requested
         self.modes: dict[str, FormatMode] = {name: chain_from(requested)[0] for name in names}
         self.probes: dict[str, ProbeResult] = {}
+
+    @property
+    def probed(self) -> bool:
+        """Every endpoint's form is known from an answered probe: worth keeping for reruns."""
+        return self.settled and all(p.unprobed is None for p in self.probes.values())
 
     @property
     def settled(self) -> bool:
@@ -112,5 +140,16 @@ class EndpointFormats:
         """Take the formats a run's header recorded: a resumed run asks as it did."""
         for name, facts in described.items():
             mode = facts.get("response_format") if isinstance(facts, dict) else None
+            probe = facts.get("probe") if isinstance(facts, dict) else None
+            if isinstance(probe, dict) and probe.get("unprobed"):
+                continue  # never found out: probe it now
             if name in self.modes and mode in _MODES:
-                self.settle(name, ProbeResult(response_format=mode, requests=0))
+                refused = probe.get("refused", {}) if isinstance(probe, dict) else {}
+                self.settle(
+                    name,
+                    ProbeResult(
+                        response_format=mode,
+                        requests=0,
+                        refused=dict(refused) if isinstance(refused, dict) else {},
+                    ),
+                )

@@ -25,14 +25,13 @@ from engine.inference.formats import (
     probe_endpoint,
     wire_format,
 )
-from engine.inference.patience import answer_or_abandon
+from engine.inference.patience import LivenessCheck, answer_or_abandon
 from engine.inference.redact import redact
 from engine.records import Completion, EndpointReport, Request
 
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _OVERLOAD_STATUS = frozenset({429, 503})
 _MOST_TOKENS = 10_000_000
-_MODES = frozenset({"json_schema", "json_object+schema", "json_object", "none"})
 _RETRYABLE_NAMES = frozenset(
     {
         "RateLimitError",
@@ -93,6 +92,7 @@ class LiteLLMClient:
         self._requested = requested
         self.formats = EndpointFormats(names, requested)
         self._litellm: Any = None
+        self._liveness = LivenessCheck(api_key, timeout_s)
 
     @property
     def model(self) -> str:
@@ -130,9 +130,7 @@ class LiteLLMClient:
     def reports(self) -> list[EndpointReport]:
         return self._pool.reports()
 
-    def _arguments(
-        self, messages: list[dict[str, str]], url: str | None, mode: FormatMode
-    ) -> dict[str, Any]:
+    def _arguments(self, messages: list[dict[str, str]], url: str | None) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "model": self._model,
             "messages": messages,
@@ -155,8 +153,8 @@ class LiteLLMClient:
     async def _probe(self, url: str) -> ProbeResult:
         litellm = self._import()
 
-        async def send(response_format: dict[str, Any] | None) -> str | None:
-            arguments = self._arguments([{"role": "user", "content": PROBE_PROMPT}], url, "none")
+        async def send(response_format: dict[str, Any] | None) -> tuple[int | None, str]:
+            arguments = self._arguments([{"role": "user", "content": PROBE_PROMPT}], url)
             arguments.update(temperature=0.0, max_tokens=8, seed=0)
             arguments["timeout"] = self._deadline_s
             if response_format is not None:
@@ -164,8 +162,9 @@ class LiteLLMClient:
             try:
                 await litellm.acompletion(**arguments)
             except Exception as exc:
-                return _as_inference_error(exc, self._api_key).reason
-            return None
+                status = None if _no_connection(exc) else getattr(exc, "status_code", None)
+                return status, _as_inference_error(exc, self._api_key).reason
+            return 200, ""
 
         return await probe_endpoint(send, self._requested)
 
@@ -176,7 +175,6 @@ class LiteLLMClient:
         arguments = self._arguments(
             [{"role": m.role, "content": m.content} for m in request.messages],
             url,
-            self.formats.modes[lease.url],
         )
         arguments.update(
             temperature=request.temperature, max_tokens=request.max_tokens, seed=request.seed
@@ -197,7 +195,7 @@ class LiteLLMClient:
                     lease=lease,
                     timeout_s=self._timeout_s,
                     deadline_s=self._deadline_s,
-                    alive=(lambda: self._alive(lease.url)) if url is not None else None,
+                    alive=self._liveness.for_url(lease.url) if url is not None else None,
                 )
             except InferenceError:
                 verdict, overloaded = False, True
@@ -205,7 +203,8 @@ class LiteLLMClient:
             except Exception as exc:
                 error = _as_inference_error(exc, self._api_key)
                 status = getattr(exc, "status_code", None)
-                answered = isinstance(status, int)
+                # litellm reports a refused connection as a 500 of its own making.
+                answered = isinstance(status, int) and not _no_connection(exc)
                 overloaded = status in _OVERLOAD_STATUS
                 # A 429 or a 4xx comes from a live server; resets, timeouts and 5xx do not.
                 verdict = not error.retryable or status == 429
@@ -213,7 +212,13 @@ class LiteLLMClient:
             answered = True
             verdict = True
         finally:
-            self._pool.release(lease, healthy=verdict, answered=answered, overloaded=overloaded)
+            self._pool.release(
+                lease,
+                healthy=verdict,
+                answered=answered,
+                sample=verdict is True,
+                overloaded=overloaded,
+            )
         latency = time.perf_counter() - started
         try:
             text = response.choices[0].message.content
@@ -239,24 +244,8 @@ class LiteLLMClient:
             cost_usd=_price(litellm, response),
         )
 
-    async def _alive(self, url: str) -> bool:
-        """Does the server answer anything now? Any HTTP status says yes."""
-        import aiohttp  # the openai-http backend's client; litellm's is not reachable here
-
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(
-                    f"{url}/models", timeout=aiohttp.ClientTimeout(total=min(10.0, self._timeout_s))
-                ) as response,
-            ):
-                await response.read()
-                return True
-        except (TimeoutError, aiohttp.ClientError):
-            return False
-
     async def aclose(self) -> None:
-        return None
+        await self._liveness.aclose()
 
 
 def _count(value: Any) -> int | None:
@@ -275,16 +264,39 @@ def _price(litellm: Any, response: Any) -> float | None:
         return None
 
 
+def _no_connection(exc: BaseException) -> bool:
+    """Whether no HTTP answer came at all (refused, reset, timed out), looking through the
+    exceptions litellm wraps around the transport's own."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | TimeoutError) or type(current).__name__ in {
+            "APIConnectionError",
+            "APITimeoutError",
+            "ConnectError",
+            "ReadTimeout",
+            "ConnectTimeout",
+            "RemoteProtocolError",
+            "ReadError",
+        }:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _as_inference_error(exc: Exception, secret: str | None) -> InferenceError:
     name = type(exc).__name__
     status = getattr(exc, "status_code", None)
     retryable = name in _RETRYABLE_NAMES or status in _RETRYABLE_STATUS
     if isinstance(exc, RecursionError):
         return InferenceError("malformed response body (nested too deep)", retryable=True)
-    message = str(getattr(exc, "message", "") or exc)
+    message = str(getattr(exc, "message", "") or exc)[:4096]  # redacting a MB stalls the loop
     message = redact(message, secret)  # before cutting, so no piece survives
     message = (message.splitlines() or ["no message"])[0][:200]
     prefix = f"HTTP {status}" if isinstance(status, int) else name
+    if _no_connection(exc) and status not in {401, 403, 429}:
+        return InferenceError(f"connection failed: {name}: {message}", retryable=True)
     if name in {"AuthenticationError", "PermissionDeniedError"} or status in {401, 403}:
         # Word for word what the openai-http backend says.
         prefix = f"HTTP {status}" if isinstance(status, int) else "HTTP 401"

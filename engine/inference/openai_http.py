@@ -22,6 +22,7 @@ usage that makes no sense) is a retryable fault, never an answer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -40,7 +41,7 @@ from engine.inference.formats import (
     probe_endpoint,
     wire_format,
 )
-from engine.inference.patience import answer_or_abandon
+from engine.inference.patience import LivenessCheck, answer_or_abandon
 from engine.inference.redact import error_snippet
 from engine.records import Completion, EndpointReport, Message, Request
 
@@ -168,6 +169,7 @@ class OpenAIHTTPClient:
         self._waiting: list[_Waiting] = []
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._liveness = LivenessCheck(api_key, timeout_s)
 
     @property
     def model(self) -> str:
@@ -206,7 +208,7 @@ class OpenAIHTTPClient:
     async def _probe(self, url: str) -> ProbeResult:
         session = self._open()
 
-        async def send(response_format: dict[str, Any] | None) -> str | None:
+        async def send(response_format: dict[str, Any] | None) -> tuple[int | None, str]:
             body = _ChatRequest(
                 model=self._model,
                 messages=[_WireMessage("user", PROBE_PROMPT)],
@@ -222,28 +224,15 @@ class OpenAIHTTPClient:
                     timeout=aiohttp.ClientTimeout(total=self._deadline_s),
                 ) as response:
                     payload = await response.read()
-                    if response.status == 200:
-                        return None
-                    return f"HTTP {response.status}: {error_snippet(payload, self._api_key)}"
+                    detail = error_snippet(payload, self._api_key)
+                    return response.status, f"HTTP {response.status}: {detail}"
             except (TimeoutError, aiohttp.ClientError) as exc:
-                return f"no answer: {type(exc).__name__}"
+                return None, f"no answer: {type(exc).__name__}"
 
         return await probe_endpoint(send, self._requested)
 
     def reports(self) -> list[EndpointReport]:
         return self._pool.reports()
-
-    async def _alive(self, url: str) -> bool:
-        """Does the server answer anything now? A cheap GET; any HTTP status says yes."""
-        session = self._open()
-        try:
-            async with session.get(
-                f"{url}/models", timeout=aiohttp.ClientTimeout(total=min(10.0, self._timeout_s))
-            ) as response:
-                await response.read()
-                return True
-        except (TimeoutError, aiohttp.ClientError):
-            return False
 
     async def _post(self, path: str, body_for: Any, decode: Any) -> tuple[Any, float]:
         """POST to the endpoint with the most room; the decoded body and the latency.
@@ -253,7 +242,7 @@ class OpenAIHTTPClient:
         lease = await self._pool.acquire()
         started = time.perf_counter()
         verdict: bool | None = None  # stays None if the caller cancels: no word on health
-        answered = overloaded = False
+        answered = sample = overloaded = False
         try:
             try:
                 payload, status, headers = await answer_or_abandon(
@@ -262,7 +251,7 @@ class OpenAIHTTPClient:
                     lease=lease,
                     timeout_s=self._timeout_s,
                     deadline_s=self._deadline_s,
-                    alive=lambda: self._alive(lease.url),
+                    alive=self._liveness.for_url(lease.url),
                 )
             except InferenceError:
                 verdict = False
@@ -283,6 +272,7 @@ class OpenAIHTTPClient:
                 verdict = status < 500  # a 429 or a 4xx comes from a live server
                 overloaded = status in _OVERLOAD_STATUS
                 raise _status_error(status, headers, payload, self._api_key)
+            sample = True
             try:
                 decoded = decode(payload)
             except (msgspec.DecodeError, RecursionError) as exc:
@@ -293,7 +283,9 @@ class OpenAIHTTPClient:
             verdict = True
             return decoded, time.perf_counter() - started
         finally:
-            self._pool.release(lease, healthy=verdict, answered=answered, overloaded=overloaded)
+            self._pool.release(
+                lease, healthy=verdict, answered=answered, sample=sample, overloaded=overloaded
+            )
 
     @staticmethod
     async def _send(
@@ -355,6 +347,8 @@ class OpenAIHTTPClient:
             task = asyncio.create_task(self._send_batch(batch))
             self._sending.add(task)  # held until done, so the task is not collected mid-flight
             task.add_done_callback(self._sending.discard)
+            # A batch cancelled before it ran never reached its own handlers: fail its callers.
+            task.add_done_callback(functools.partial(_fail_unanswered, batch))
 
     async def _send_batch(self, batch: list[_Waiting]) -> None:
         first = batch[0][0]
@@ -412,17 +406,30 @@ class OpenAIHTTPClient:
             )
 
     async def aclose(self) -> None:
-        if self._waiting:
-            self._flush()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         # At a normal end every batch has been answered; after an interruption nobody waits
-        # for the rest, so they are cancelled rather than awaited to their timeout.
+        # for the rest: requests not yet sent fail at once, batches in flight are cancelled
+        # rather than awaited to their timeout, and no caller is left waiting on either.
+        waiting, self._waiting = self._waiting, []
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(InferenceError("the client was closed", retryable=False))
         for task in self._sending:
             task.cancel()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._liveness.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _fail_unanswered(batch: list[_Waiting], task: asyncio.Task[None]) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(InferenceError("the batch was cancelled", retryable=True))
 
 
 def _sampling(request: Request) -> tuple[float, bool, int]:

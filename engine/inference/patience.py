@@ -12,9 +12,10 @@ connection, and llama.cpp and vLLM stop computing a request whose client has gon
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+import aiohttp
 
 from engine.inference.endpoints import EndpointPool, Lease
 from engine.inference.errors import InferenceError
@@ -33,8 +34,8 @@ async def answer_or_abandon(
     timeout_s: float,
     deadline_s: float,
     alive: Liveness | None,
-    clock: Callable[[], float] = time.monotonic,
 ) -> T:
+    clock = pool.clock  # one clock: the pool's record of answers is read against it
     task = asyncio.ensure_future(work)
     started = clock()
     give_up_at = started + max(deadline_s, timeout_s)
@@ -48,13 +49,16 @@ async def answer_or_abandon(
             now = clock()
             if now >= give_up_at:
                 raise InferenceError(
-                    f"no answer within {deadline_s:g} s (inference.request_deadline_s), "
-                    "though the server was alive",
+                    f"no answer within {deadline_s:g} s (inference.request_deadline_s)",
                     retryable=True,
                 )
             heard = pool.last_answer_at(lease)
             if heard > now - timeout_s:
+                # It serves others while this one waits: a queue, so its limit may come down.
                 wait_until = min(heard + timeout_s, give_up_at)
+                if not slowed:
+                    slowed = True
+                    pool.slowed(lease)
             elif alive is not None and await alive():
                 wait_until = min(clock() + timeout_s, give_up_at)
             else:
@@ -62,10 +66,52 @@ async def answer_or_abandon(
                     f"no answer within {timeout_s:g} s, and the server answered nothing else",
                     retryable=True,
                 )
-            if not slowed:
-                slowed = True
-                pool.slowed(lease)
     finally:
         if not task.done():
             task.cancel()  # closes the connection: the server can stop working on it
             await asyncio.gather(task, return_exceptions=True)
+
+
+class LivenessCheck:
+    """``GET {url}/models`` on a session of its own, one check in flight per endpoint.
+
+    Its own connections: the run's pool may have every connection busy with the very requests
+    whose server is being checked, and a check queued behind them would call it dead."""
+
+    def __init__(self, api_key: str | None, timeout_s: float) -> None:
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Long enough for a loaded machine's loopback, short next to any request timeout.
+        self._timeout = aiohttp.ClientTimeout(total=min(10.0, max(2.0, timeout_s)))
+        self._session: aiohttp.ClientSession | None = None
+        self._checks: dict[str, asyncio.Task[bool]] = {}
+
+    def for_url(self, url: str) -> Liveness:
+        return lambda: self.check(url)
+
+    async def check(self, url: str) -> bool:
+        running = self._checks.get(url)
+        if running is None or running.done():
+            running = asyncio.ensure_future(self._get(url))
+            self._checks[url] = running
+        return await asyncio.shield(running)
+
+    async def _get(self, url: str) -> bool:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=8), headers=self._headers
+            )
+        try:
+            async with self._session.get(f"{url}/models", timeout=self._timeout) as response:
+                await response.read()
+                return True  # any HTTP status: something is there and answering
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
+    async def aclose(self) -> None:
+        for task in self._checks.values():
+            task.cancel()
+        await asyncio.gather(*self._checks.values(), return_exceptions=True)
+        self._checks.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
