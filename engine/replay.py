@@ -15,8 +15,8 @@ one counts. An ``end`` record followed by a ``resume`` one no longer says how th
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, groupby
 from operator import attrgetter
@@ -77,6 +77,9 @@ class LoggedRun:
     resumes: list[tuple[int, Resumed]] = field(default_factory=list)
     # Decision records left out because a later record supersedes them.
     superseded: int = 0
+    # What superseded decisions cost (requests, billed tokens, USD), copies of kept ones aside:
+    # paid for, so budgets and totals still count it.
+    superseded_spend: tuple[int, int, float] = (0, 0, 0.0)
 
     @property
     def last_tick(self) -> int:
@@ -213,6 +216,8 @@ def _fill(
     if resumes:
         decisions = _last_of_each(decisions)
     logged.superseded = len(decided[0]) - len(decisions[0])
+    if logged.superseded:
+        logged.superseded_spend = _superseded_spend(decided[0], decisions[0])
     last_resume = resumes[-1][0] if resumes else 0
     logged.end = next((end for line, end in reversed(ends) if line > last_resume), None)
     by_tick = attrgetter("tick")
@@ -224,6 +229,36 @@ def _fill(
         logged.likes[tick].extend(like_group)
     for line, record in zip(ticks[1].tolist(), ticks[0], strict=True):
         logged.ticks[record.tick] = (line, record)
+
+
+def spend_key(decision: Decision) -> tuple[Any, ...]:
+    """What tells a decision apart from the copy a rollback logs again of it."""
+    return (decision.tick, decision.agent, decision.prompt_hash, decision.raw, decision.requests)
+
+
+def spend_of(decisions: Iterable[Decision]) -> tuple[int, int, float]:
+    requests = billed = 0
+    cost = 0.0
+    for d in decisions:
+        requests += d.requests
+        billed += 0 if d.cached else d.tokens_in + d.tokens_out
+        cost += d.cost_usd
+    return requests, billed, cost
+
+
+def _superseded_spend(every: list[Decision], kept: list[Decision]) -> tuple[int, int, float]:
+    copies = Counter(spend_key(d) for d in kept)
+    effective = {id(d) for d in kept}
+    paid = []
+    for decision in every:
+        if id(decision) in effective:
+            continue
+        key = spend_key(decision)
+        if copies[key] > 0:
+            copies[key] -= 1  # the original of a decision logged again: counted once
+            continue
+        paid.append(decision)
+    return spend_of(paid)
 
 
 def _effective(

@@ -35,7 +35,7 @@ import msgspec
 from engine.config import ConfigError
 from engine.log import LogBusyError, check_not_busy
 from engine.records import AgentId, Decision, Like, LogRecord
-from engine.replay import LoggedRun, Replayer, read_run
+from engine.replay import LoggedRun, Replayer, read_run, spend_of
 from engine.runner import Resumption, RunPlan, plan_resumed
 from engine.turns import RunTotals, TurnResult, TurnUsage
 
@@ -105,13 +105,25 @@ def prepare_resume(run_dir: Path, *, retry_errors: bool = False) -> tuple[RunPla
                 if not (isinstance(r, Like) and (r.tick, r.agent, r.post_id) in logged_likes)
             )
     before = (ds for tick, ds in logged.decisions.items() if tick < first)
+    kept_ids = {id(decision) for decision in kept}
     return plan, Resumption(
         seeds=replayer.seeds,
         parts=replayer.parts,
         policies=replayer.policies,
         agents=replayer.agents,
         first_tick=first,
-        totals=_totals([*before, kept]),
+        totals=_with_spent(
+            _totals([*before, kept]),
+            logged.superseded_spend,
+            # Decisions this resume supersedes (asked again, or after the tick it goes back to).
+            spend_of(
+                d
+                for tick, ds in logged.decisions.items()
+                if tick >= first
+                for d in ds
+                if id(d) not in kept_ids
+            ),
+        ),
         reuse=reuse,
         records=owed,
         dropped_torn_line=dropped,
@@ -162,6 +174,16 @@ def _status(decision: Decision) -> str:
     if decision.error is not None:
         return "error"
     return "valid" if decision.valid else "invalid"
+
+
+def _with_spent(totals: RunTotals, *spent: tuple[int, int, float]) -> RunTotals:
+    """Superseded decisions were paid for: their requests, tokens and cost still count (the
+    budget and the summary say what a run cost, not what its surviving decisions did)."""
+    for requests, billed, cost in spent:
+        totals.requests += requests
+        totals.billed_tokens += billed
+        totals.cost_usd += cost
+    return totals
 
 
 def _totals(by_tick: Iterable[list[Decision]]) -> RunTotals:

@@ -336,3 +336,17 @@ def test_a_sweep_rerun_asks_again_what_failed(tmp_path, monkeypatch):
 def test_the_decision_check_is_the_records_last_field():
     # The log writer fills the check in at the end of the encoded line.
     assert Decision.__struct_fields__[-1] == "check"
+
+
+def test_what_a_rollback_supersedes_still_counts_in_the_totals(tmp_path, monkeypatch):
+    """Superseded decisions were paid for: requests and tokens are the whole run's."""
+    broken = {(2, 4)}
+    clients(monkeypatch, lambda tick, agent: (tick, agent) in broken)
+    _, first = run(tmp_path, "run", **SMALL, **{"run.max_error_rate": 0.5})
+    made = clients(monkeypatch)
+    resumption, summary = resume(tmp_path / "run", retry_errors=True)
+    asked_again = sum(made[0].asked.values())
+    # Every request either session made is in the totals: the first run's (errors included,
+    # later ticks since superseded) and the retry's.
+    assert summary.requests == first.requests + asked_again
+    assert summary.billed_tokens > first.billed_tokens
