@@ -23,6 +23,8 @@ help:
 	@echo "make schelling  the same, from CONFIG=$(CONFIG) with ARGS='--ticks 50 ...'"
 	@echo "make schelling-experiment  the altruism experiment: sweep + report (offline mixes)"
 	@echo "make test       the test suite"
+	@echo "make test-real  the city against a real model (llama.cpp + SmolLM2; builds real-env once)"
+	@echo "make bench-real re-asks with and without the answer schema on that model"
 	@echo "make lint       ruff, mypy and the import contracts"
 	@echo "make bench      benchmarks; tables go to bench/results/"
 	@echo "make image      build the Docker image agora:latest"

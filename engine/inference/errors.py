@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# HTTP statuses worth asking again: the server may answer next time.
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# The server says it has more than it can take: its endpoint's limit comes down.
+OVERLOAD_STATUS = frozenset({429, 503})
+# More tokens than any model's context: a usage report past this is garbage, not a bill.
+MOST_TOKENS = 10_000_000
+
 
 class InferenceError(Exception):
     """No answer could be had for a request.

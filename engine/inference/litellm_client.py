@@ -15,7 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.inference.endpoints import EndpointPool
-from engine.inference.errors import InferenceError
+from engine.inference.errors import (
+    MOST_TOKENS,
+    OVERLOAD_STATUS,
+    RETRYABLE_STATUS,
+    InferenceError,
+)
 from engine.inference.formats import (
     PROBE_PROMPT,
     EndpointFormats,
@@ -29,9 +34,6 @@ from engine.inference.patience import LivenessCheck, answer_or_abandon
 from engine.inference.redact import redact
 from engine.records import Completion, EndpointReport, Request
 
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-_OVERLOAD_STATUS = frozenset({429, 503})
-_MOST_TOKENS = 10_000_000
 _RETRYABLE_NAMES = frozenset(
     {
         "RateLimitError",
@@ -205,7 +207,7 @@ class LiteLLMClient:
                 status = getattr(exc, "status_code", None)
                 # litellm reports a refused connection as a 500 of its own making.
                 answered = isinstance(status, int) and not _no_connection(exc)
-                overloaded = status in _OVERLOAD_STATUS
+                overloaded = status in OVERLOAD_STATUS
                 # A 429 or a 4xx comes from a live server; resets, timeouts and 5xx do not.
                 verdict = not error.retryable or status == 429
                 raise error from None
@@ -254,7 +256,7 @@ def _count(value: Any) -> int | None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
         return None
-    return value if 0 <= value <= _MOST_TOKENS else None
+    return value if 0 <= value <= MOST_TOKENS else None
 
 
 def _price(litellm: Any, response: Any) -> float | None:
@@ -288,7 +290,7 @@ def _no_connection(exc: BaseException) -> bool:
 def _as_inference_error(exc: Exception, secret: str | None) -> InferenceError:
     name = type(exc).__name__
     status = getattr(exc, "status_code", None)
-    retryable = name in _RETRYABLE_NAMES or status in _RETRYABLE_STATUS
+    retryable = name in _RETRYABLE_NAMES or status in RETRYABLE_STATUS
     if isinstance(exc, RecursionError):
         return InferenceError("malformed response body (nested too deep)", retryable=True)
     message = str(getattr(exc, "message", "") or exc)[:4096]  # redacting a MB stalls the loop

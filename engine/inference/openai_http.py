@@ -31,7 +31,12 @@ import aiohttp
 import msgspec
 
 from engine.inference.endpoints import EndpointPool, Lease
-from engine.inference.errors import InferenceError
+from engine.inference.errors import (
+    MOST_TOKENS,
+    OVERLOAD_STATUS,
+    RETRYABLE_STATUS,
+    InferenceError,
+)
 from engine.inference.formats import (
     PROBE_PROMPT,
     EndpointFormats,
@@ -45,12 +50,7 @@ from engine.inference.patience import LivenessCheck, answer_or_abandon
 from engine.inference.redact import error_snippet
 from engine.records import Completion, EndpointReport, Message, Request
 
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-# The server says it has more than it can take: its endpoint's limit comes down.
-_OVERLOAD_STATUS = frozenset({429, 503})
-# More tokens than any model's context: a usage report past this is garbage, not a bill.
-_MOST_TOKENS = 10_000_000
-_Count = Annotated[int, msgspec.Meta(ge=0, le=_MOST_TOKENS)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MOST_TOKENS)]
 
 PromptTemplate = Literal["chatml", "plain"]
 
@@ -270,7 +270,7 @@ class OpenAIHTTPClient:
             answered = True
             if status != 200:
                 verdict = status < 500  # a 429 or a 4xx comes from a live server
-                overloaded = status in _OVERLOAD_STATUS
+                overloaded = status in OVERLOAD_STATUS
                 raise _status_error(status, headers, payload, self._api_key)
             sample = True
             try:
@@ -447,7 +447,7 @@ def _status_error(status: int, headers: Any, payload: bytes, secret: str | None)
         reason = f"HTTP 404: no such model or path ({detail})"
     else:
         reason = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
-    return InferenceError(reason, retryable=status in _RETRYABLE_STATUS, retry_after=retry_after)
+    return InferenceError(reason, retryable=status in RETRYABLE_STATUS, retry_after=retry_after)
 
 
 def _retry_after(value: str | None) -> float | None:
