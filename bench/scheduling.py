@@ -72,8 +72,14 @@ def _run(overrides: dict[str, Any]) -> tuple[float, int]:
 
 
 def efficiency(
-    decisions: int = 10_000, concurrency: int = 200, latency_ms: float = 100.0, cap: int = 0
+    decisions: int = 10_000,
+    concurrency: int = 200,
+    latency_ms: float = 100.0,
+    cap: int = 0,
+    adaptive: bool = False,
 ) -> dict[str, Any]:
+    """Fixed concurrency by default: the client's own cost against the ideal. ``adaptive``:
+    the default pace, learnt from 4 in flight up (its ramp and its probing cost something)."""
     agents = concurrency
     ticks = max(1, decisions // agents)
     server, url = start_mock_server(latency_ms, cap)
@@ -86,6 +92,7 @@ def efficiency(
                 "inference.endpoints": [url],
                 "inference.model": "mock",
                 "inference.concurrency": concurrency,
+                "inference.adaptive_concurrency": adaptive,
                 # Every request must reach the server: no answers from an earlier run's cache.
                 "inference.cache": False,
             }
@@ -101,6 +108,7 @@ def efficiency(
         "concurrency": concurrency,
         "latency_ms": latency_ms,
         "server_cap": cap or None,
+        "adaptive": adaptive,
         "ideal_per_s": round(ideal, 1),
         "achieved_per_s": round(achieved, 1),
         "efficiency": round(achieved / ideal, 4),

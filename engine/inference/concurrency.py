@@ -47,6 +47,10 @@ class AdaptiveLimit:
     _floors: deque[float] = field(init=False)
     _saturated: bool = field(init=False, default=False)
     _overload_spent: bool = field(init=False, default=False)
+    # After a decrease, the next window's requests were mostly sent under the old limit: its
+    # latency says nothing yet about the new one, so it may not decrease again (as TCP waits
+    # a round trip after a cut).
+    _settling: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.ceiling = max(self.floor, self.ceiling)
@@ -98,6 +102,9 @@ class AdaptiveLimit:
         ratio = median / baseline if baseline > 0 else 1.0
         saturated, self._saturated = self._saturated, False
         self._overload_spent = False
+        if self._settling:
+            self._settling = False
+            return
         if ratio > self.tolerance:
             self.slow_start = False
             self._set(self.limit * max(0.5, self.tolerance / ratio))
@@ -111,4 +118,6 @@ class AdaptiveLimit:
         new = min(float(self.ceiling), max(float(self.floor), value))
         if new != self.limit:
             self.adjustments += 1
+        if new < self.limit:
+            self._settling = True
         self.limit = new
