@@ -344,7 +344,7 @@ def test_what_a_rollback_supersedes_still_counts_in_the_totals(tmp_path, monkeyp
     clients(monkeypatch, lambda tick, agent: (tick, agent) in broken)
     _, first = run(tmp_path, "run", **SMALL, **{"run.max_error_rate": 0.5})
     made = clients(monkeypatch)
-    resumption, summary = resume(tmp_path / "run", retry_errors=True)
+    _, summary = resume(tmp_path / "run", retry_errors=True)
     asked_again = sum(made[0].asked.values())
     # Every request either session made is in the totals: the first run's (errors included,
     # later ticks since superseded) and the retry's.
