@@ -23,8 +23,9 @@ _REASON_LIMIT = 500
 
 class LLMAgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     kind: str = "llm"
-    # "{agent}" is replaced by the agent's number.
-    persona: str = "You are resident #{agent}."
+    # "{agent}" is replaced by the agent's number; unset, the world's own persona is used
+    # (the world names who its agents are: residents, players, ...).
+    persona: str | None = None
     # How many of its own past outcomes an agent is reminded of.
     memory: Annotated[int, msgspec.Meta(ge=0)] = 3
     # Reasoning is what the analyses code; an answer without it is re-asked.
@@ -76,7 +77,8 @@ class LLMAgent:
         self.sampling = sampling
         # One object shared by every agent: batches group requests by its identity.
         self.schema = schema
-        self.persona = config.persona.replace("{agent}", str(agent_id))
+        template = config.persona if config.persona is not None else prompts.persona()
+        self.persona = template.replace("{agent}", str(agent_id))
         self.memory: deque[str] = deque(maxlen=config.memory)
 
     def request(self, turn: Turn, seed: int) -> Request:

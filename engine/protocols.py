@@ -88,6 +88,10 @@ class WorldPrompts(Protocol):
 
     def rules(self) -> str: ...
 
+    def persona(self) -> str:
+        """Who an agent is, by default ("You are resident #{agent}."; "{agent}": its number)."""
+        ...
+
     def shared_view(self, tick: int) -> str:
         """The part of the view every agent sees this tick (goes early, for prefix caches)."""
         ...

@@ -71,6 +71,9 @@ class CounterWorld:
 
 
 class CounterPrompts:
+    def persona(self):
+        return "You are counter #{agent}."
+
     def rules(self):
         return "Add a number to your counter."
 

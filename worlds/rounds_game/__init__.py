@@ -85,6 +85,9 @@ class RoundsPrompts:
     def __init__(self, game: RoundsGame) -> None:
         self.game = game
 
+    def persona(self) -> str:
+        return "You are player #{agent}."
+
     def rules(self) -> str:
         return (
             "You play a giving game. Each round you receive coins and decide how many to give "

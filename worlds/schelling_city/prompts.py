@@ -43,6 +43,9 @@ class CityPrompts:
         # district and state), so their text is rendered once per district, not per agent.
         self._options_text: dict[int, tuple[tuple[Option, ...], str]] = {}
 
+    def persona(self) -> str:
+        return "You are resident #{agent}."
+
     def rules(self) -> str:
         c = self.city.config
         return (
