@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from engine.answer_json import extract_json_object
-from engine.protocols import AnswerField, Policy, WorldPrompts
-from engine.records import AgentId, Invalid, Message, Parsed, Request, Turn
+from agora.engine.answer_json import extract_json_object
+from agora.engine.protocols import AnswerField, Policy, WorldPrompts
+from agora.engine.records import AgentId, Invalid, Message, Parsed, Request, Turn
 
 _ECHO_LIMIT = 2000
 # A reason may quote the value it could not use; the re-ask needs the gist, not 64 KiB of it.

@@ -25,12 +25,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from agora.engine.inference.litellm_client import LiteLLMClient, import_litellm
+from agora.engine.inference.openai_http import OpenAIHTTPClient
+from agora.engine.protocols import LLMClient
+from agora.engine.records import Message, Request
 from bench.peers.setup import ensure_peers_venv
 from bench.scheduling import start_mock_server
-from engine.inference.litellm_client import LiteLLMClient, import_litellm
-from engine.inference.openai_http import OpenAIHTTPClient
-from engine.protocols import LLMClient
-from engine.records import Message, Request
 
 PROMPT = (
     "You are resident #5.\n\nYou live in district 2 (30 residents, density 0.60); "

@@ -36,7 +36,7 @@ def run_case(
     through the openai-http path to that server instead of the offline backend."""
     import uvloop
 
-    from engine.runner import execute, plan_run
+    from agora.engine.runner import execute, plan_run
 
     overrides: dict[str, Any] = {
         "run.ticks": ticks,

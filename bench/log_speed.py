@@ -59,7 +59,7 @@ def build_log(records: int, out: Path, *, agents: int = 10_000) -> dict[str, Any
     """Run the city in this process until its log holds about ``records`` records."""
     import uvloop
 
-    from engine.runner import execute, plan_run
+    from agora.engine.runner import execute, plan_run
 
     scale = agents / 10_000
     ticks = max(1, math.ceil((records + FIRST_TICKS_SHORT * scale) / (RECORDS_PER_TICK * scale)))
@@ -96,8 +96,8 @@ def measure_writes(log: Path, scratch: Path, count: int = WRITE_SAMPLE) -> dict[
     ``append``: one Decision a write; ``as_run``: each Decision with the likes it gave, one
     ``append_many`` a decision, as a run writes them; ``append_many``: 100 Decisions a write.
     """
-    from engine.log import RunLogWriter
-    from engine.records import AnyRecord, Decision, Like, LogRecord, RunHeader
+    from agora.engine.log import RunLogWriter
+    from agora.engine.records import AnyRecord, Decision, Like, LogRecord, RunHeader
 
     lines = log.read_bytes().split(b"\n")
     header = msgspec.json.decode(lines[0], type=RunHeader)
@@ -165,7 +165,7 @@ def _best(tries: int, measure: Callable[[], dict[str, float]]) -> dict[str, Any]
 
 
 def measure_load_run(run_dir: Path) -> dict[str, float]:
-    from engine.frames import load_run
+    from agora.engine.frames import load_run
 
     started = time.perf_counter()
     frames = load_run(run_dir)
@@ -177,7 +177,7 @@ def measure_load_run(run_dir: Path) -> dict[str, float]:
 
 
 def measure_replay(run_dir: Path) -> dict[str, float]:
-    from engine.replay import Replayer, read_run
+    from agora.engine.replay import Replayer, read_run
 
     started = time.perf_counter()
     logged = read_run(run_dir)

@@ -35,8 +35,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from agora.worlds.schelling_city.classic_grid import ClassicGrid, ClassicGridConfig
 from bench.peers.setup import ensure_peers_venv
-from worlds.schelling_city.classic_grid import ClassicGrid, ClassicGridConfig
 
 MESA_SCRIPT = Path(__file__).resolve().parent / "peers" / "mesa_schelling.py"
 TARGET = 10.0

@@ -31,7 +31,7 @@ def one_run(url: str, model: str, out: Path, form: str, args: argparse.Namespace
     command = [
         sys.executable,
         "-m",
-        "engine.cli",
+        "agora.engine.cli",
         "run",
         str(CONFIG),
         "-q",

@@ -33,7 +33,7 @@ def start_mock_server(
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "agora.engine.cli",
             "mock-server",
             "--port",
             "0",
@@ -57,7 +57,7 @@ def start_mock_server(
 def _run(overrides: dict[str, Any]) -> tuple[float, int]:
     import uvloop
 
-    from engine.runner import execute, plan_run
+    from agora.engine.runner import execute, plan_run
 
     with tempfile.TemporaryDirectory(prefix="agora-bench-") as scratch:
         plan = plan_run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.turns import RunTotals
+from agora.engine.turns import RunTotals
 
 
 @dataclass(frozen=True, slots=True)

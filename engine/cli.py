@@ -18,20 +18,20 @@ from typing import Any
 import msgspec
 import structlog
 
-from engine import __version__
-from engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
-from engine.inference.mock_server import MockServer, MockSettings, serve
-from engine.integrity import FORMAT
-from engine.log import LogBusyError, LogFormatError
-from engine.pictures import write_frames
-from engine.plugins import available, load_plugin
-from engine.progress import ProgressBar
-from engine.records import TickEnd
-from engine.replay import Replayer, ReplayError, check_decisions, read_run
-from engine.report import write_report
-from engine.resume import ResumeError, prepare_resume
-from engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
-from engine.sweep import (
+from agora.engine import __version__
+from agora.engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
+from agora.engine.inference.mock_server import MockServer, MockSettings, serve
+from agora.engine.integrity import FORMAT
+from agora.engine.log import LogBusyError, LogFormatError
+from agora.engine.pictures import write_frames
+from agora.engine.plugins import available, load_plugin
+from agora.engine.progress import ProgressBar
+from agora.engine.records import TickEnd
+from agora.engine.replay import Replayer, ReplayError, check_decisions, read_run
+from agora.engine.report import write_report
+from agora.engine.resume import ResumeError, prepare_resume
+from agora.engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
+from agora.engine.sweep import (
     MANIFEST_NAME,
     Manifest,
     RunOutcome,
@@ -43,8 +43,8 @@ from engine.sweep import (
     state_of,
     summary_line,
 )
-from engine.sweep_report import write_sweep_report
-from engine.tick_view import render_tick
+from agora.engine.sweep_report import write_sweep_report
+from agora.engine.tick_view import render_tick
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from engine.log import BULK_KINDS, LOG_NAME, LineChunks, LogFormatError, opening, sort_by_kind
+from agora.engine.log import BULK_KINDS, LOG_NAME, LineChunks, LogFormatError, opening, sort_by_kind
 
 _KINDS = BULK_KINDS
 _END = opening("end")

@@ -17,7 +17,7 @@ import zlib
 
 import msgspec
 
-from engine.records import RunHeader
+from agora.engine.records import RunHeader
 
 # Logs of this format on carry ``header_hash`` and decision checks.
 FORMAT = 2

@@ -22,8 +22,8 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.integrity import seal
-from engine.records import AnyRecord, Decision, LogRecord
+from agora.engine.integrity import seal
+from agora.engine.records import AnyRecord, Decision, LogRecord
 
 LOG_NAME = "log.jsonl"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.replay import Replayer, ReplayError
+from agora.engine.replay import Replayer, ReplayError
 
 
 def write_frames(

@@ -6,7 +6,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from engine.config import ConfigError
+from agora.engine.config import ConfigError
 
 GROUPS = {"world": "agora.worlds", "agents": "agora.agents", "policy": "agora.policies"}
 

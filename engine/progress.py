@@ -21,8 +21,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from engine.records import TickEnd
-from engine.turns import RunTotals
+from agora.engine.records import TickEnd
+from agora.engine.turns import RunTotals
 
 
 def describe(totals: RunTotals, elapsed_s: float) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.records import (
+from agora.engine.records import (
     AgentId,
     Completion,
     EndpointReport,
@@ -23,7 +23,7 @@ from engine.records import (
     Request,
     Turn,
 )
-from engine.seeding import Seeds
+from agora.engine.seeding import Seeds
 
 
 @dataclass(frozen=True, slots=True)

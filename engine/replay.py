@@ -28,9 +28,9 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.config import ConfigError, InferenceSection, check
-from engine.integrity import FORMAT, decision_intact, header_edited
-from engine.log import (
+from agora.engine.config import ConfigError, InferenceSection, check
+from agora.engine.integrity import FORMAT, decision_intact, header_edited
+from agora.engine.log import (
     LOG_NAME,
     LineChunks,
     LogFormatError,
@@ -39,9 +39,9 @@ from engine.log import (
     opening,
     sort_by_kind,
 )
-from engine.plugins import load_plugin
-from engine.protocols import Agent, Policy, World, WorldPrompts
-from engine.records import (
+from agora.engine.plugins import load_plugin
+from agora.engine.protocols import Agent, Policy, World, WorldPrompts
+from agora.engine.records import (
     AgentId,
     AnyRecord,
     Decision,
@@ -52,8 +52,8 @@ from engine.records import (
     RunHeader,
     TickEnd,
 )
-from engine.scheduler import state_digest
-from engine.seeding import Seeds
+from agora.engine.scheduler import state_digest
+from agora.engine.seeding import Seeds
 
 
 class ReplayError(ValueError):

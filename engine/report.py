@@ -13,8 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from engine.frames import load_run
-from engine.replay import Replayer, read_run
+from agora.engine.frames import load_run
+from agora.engine.replay import Replayer, read_run
 
 
 def write_report(run_dir: Path) -> Path:

@@ -32,12 +32,12 @@ from pathlib import Path
 
 import msgspec
 
-from engine.config import ConfigError
-from engine.log import LogBusyError, check_not_busy
-from engine.records import AgentId, Decision, Like, LogRecord
-from engine.replay import LoggedRun, Replayer, read_run, spend_of
-from engine.runner import Resumption, RunPlan, plan_resumed
-from engine.turns import RunTotals, TurnResult, TurnUsage
+from agora.engine.config import ConfigError
+from agora.engine.log import LogBusyError, check_not_busy
+from agora.engine.records import AgentId, Decision, Like, LogRecord
+from agora.engine.replay import LoggedRun, Replayer, read_run, spend_of
+from agora.engine.runner import Resumption, RunPlan, plan_resumed
+from agora.engine.turns import RunTotals, TurnResult, TurnUsage
 
 
 class ResumeError(ValueError):

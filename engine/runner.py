@@ -26,8 +26,8 @@ from typing import Any
 import msgspec
 import structlog
 
-from engine.budget import Budget
-from engine.config import (
+from agora.engine.budget import Budget
+from agora.engine.config import (
     ConfigError,
     RunConfig,
     apply_overrides,
@@ -36,12 +36,12 @@ from engine.config import (
     read_toml,
     to_builtins,
 )
-from engine.inference.build import build_client
-from engine.integrity import sealed_header
-from engine.log import LOG_NAME, LogBusyError, RunLogWriter
-from engine.plugins import load_plugin
-from engine.protocols import Agent, LLMClient, Policy, WorldParts
-from engine.records import (
+from agora.engine.inference.build import build_client
+from agora.engine.integrity import sealed_header
+from agora.engine.log import LOG_NAME, LogBusyError, RunLogWriter
+from agora.engine.plugins import load_plugin
+from agora.engine.protocols import Agent, LLMClient, Policy, WorldParts
+from agora.engine.records import (
     AgentId,
     EndpointReport,
     LogRecord,
@@ -50,16 +50,16 @@ from engine.records import (
     RunHeader,
     TickEnd,
 )
-from engine.replay import ReplayError, read_run
-from engine.scheduler import (
+from agora.engine.replay import ReplayError, read_run
+from agora.engine.scheduler import (
     FreeRunningScheduler,
     LockstepScheduler,
     RunStoppedError,
     TickHook,
 )
-from engine.seeding import Seeds
-from engine.tick_sync import BackgroundSync
-from engine.turns import Pricing, RunTotals, TurnResult, TurnRunner
+from agora.engine.seeding import Seeds
+from agora.engine.tick_sync import BackgroundSync
+from agora.engine.turns import Pricing, RunTotals, TurnResult, TurnRunner
 
 SUMMARY_NAME = "summary.json"
 _log = structlog.get_logger("agora.run")

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from engine.protocols import Policy, World
-from engine.records import AgentId, LogRecord, TickEnd
-from engine.turns import TickTally, TurnResult, TurnRunner
+from agora.engine.protocols import Policy, World
+from agora.engine.records import AgentId, LogRecord, TickEnd
+from agora.engine.turns import TickTally, TurnResult, TurnRunner
 
 _log = structlog.get_logger("agora.scheduler")
 

@@ -23,11 +23,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from engine.config import ConfigError, InferenceSection, apply_overrides, check, read_toml
-from engine.log import LOG_NAME
-from engine.replay import ReplayError
-from engine.resume import ResumeError, prepare_resume
-from engine.runner import SUMMARY_NAME, RunPlan, execute, plan_at
+from agora.engine.config import ConfigError, InferenceSection, apply_overrides, check, read_toml
+from agora.engine.log import LOG_NAME
+from agora.engine.replay import ReplayError
+from agora.engine.resume import ResumeError, prepare_resume
+from agora.engine.runner import SUMMARY_NAME, RunPlan, execute, plan_at
 
 MANIFEST_NAME = "sweep.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -15,11 +15,11 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from engine.analysis.codebook import load_codebook
-from engine.analysis.coding import CodingReport, code_reasonings
-from engine.analysis.judge import JudgeCoder
-from engine.config import InferenceSection, check
-from engine.sweep import AnalysisSection
+from agora.engine.analysis.codebook import load_codebook
+from agora.engine.analysis.coding import CodingReport, code_reasonings
+from agora.engine.analysis.judge import JudgeCoder
+from agora.engine.config import InferenceSection, check
+from agora.engine.sweep import AnalysisSection
 
 GROUPS = ("model", "condition")
 

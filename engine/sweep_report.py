@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.frames import RunFrames, load_run
-from engine.plugins import load_plugin
-from engine.sweep import AnalysisSection, Manifest, read_manifest
+from agora.engine.frames import RunFrames, load_run
+from agora.engine.plugins import load_plugin
+from agora.engine.sweep import AnalysisSection, Manifest, read_manifest
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def write_sweep_report(sweep_dir: Path) -> Path:
             lines += [block, ""]
 
     if world_plugin is not None and getattr(world_plugin, "codebook_path", None) is not None:
-        from engine.sweep_coding import coding_section
+        from agora.engine.sweep_coding import coding_section
 
         lines += coding_section(runs, analysis, Path(world_plugin.codebook_path), out)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.replay import Replayer
+from agora.engine.replay import Replayer
 
 
 def render_tick(replayer: Replayer, tick: int, agents: set[int]) -> str:

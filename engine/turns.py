@@ -15,11 +15,11 @@ from typing import Any
 import msgspec
 import structlog
 
-from engine.answer_json import LONE_SURROGATE, has_lone_surrogate, replace_lone_surrogates
-from engine.inference.errors import InferenceError
-from engine.log import UNENCODABLE, LogEncodeError, RunLogWriter
-from engine.protocols import Agent, LLMClient, Policy, World
-from engine.records import (
+from agora.engine.answer_json import LONE_SURROGATE, has_lone_surrogate, replace_lone_surrogates
+from agora.engine.inference.errors import InferenceError
+from agora.engine.log import UNENCODABLE, LogEncodeError, RunLogWriter
+from agora.engine.protocols import Agent, LLMClient, Policy, World
+from agora.engine.records import (
     AgentId,
     Completion,
     Decision,
@@ -31,7 +31,7 @@ from engine.records import (
     Post,
     Turn,
 )
-from engine.seeding import Seeds
+from agora.engine.seeding import Seeds
 
 _log = structlog.get_logger("agora.turns")
 

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from engine.protocols import AnswerField
-from engine.records import AgentId, Like, LogRecord, Post
-from engine.seeding import Seeds
+from agora.engine.protocols import AnswerField
+from agora.engine.records import AgentId, Like, LogRecord, Post
+from agora.engine.seeding import Seeds
 
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from engine.records import TIMING_FIELDS
+from agora.engine.records import TIMING_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "runs" / "schelling_city.toml"
@@ -21,7 +21,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "agora.engine.cli", *args],
         cwd=cwd or REPO,
         env=env,
         capture_output=True,

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from engine.protocols import AnswerField, WorldParts
+from agora.engine.protocols import AnswerField, WorldParts
 
 
 class CounterConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
-from engine.inference.mock_server import MockServer, MockSettings
+from agora.engine.inference.mock_server import MockServer, MockSettings
+from agora.worlds.schelling_city import PLUGIN as CITY
 from tests.helpers import REPO
-from worlds.schelling_city import PLUGIN as CITY
 
 
 @contextlib.asynccontextmanager
@@ -38,7 +38,7 @@ def mock_server_process(*flags: str) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "agora.engine.cli",
             "mock-server",
             "--host",
             "127.0.0.1",

@@ -8,8 +8,8 @@ import msgspec
 import polars as pl
 import pytest
 
-from engine.frames import RunFrames
-from worlds.schelling_city.archetype import (
+from agora.engine.frames import RunFrames
+from agora.worlds.schelling_city.archetype import (
     OPTIMIZER_MIN_ACTS,
     OPTIMIZER_MIN_POA,
     ArchetypeVerdict,

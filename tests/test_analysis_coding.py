@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from aiohttp import web
 
-from engine.analysis.codebook import (
+from agora.engine.analysis.codebook import (
     Codebook,
     CodebookCoder,
     CodebookError,
@@ -23,22 +23,22 @@ from engine.analysis.codebook import (
     core_category,
     load_codebook,
 )
-from engine.analysis.coding import (
+from agora.engine.analysis.coding import (
     CodingReport,
     code_agreement,
     code_reasonings,
     sample_reasonings,
 )
-from engine.analysis.judge import (
+from agora.engine.analysis.judge import (
     OFFLINE_JUDGE_LABEL,
     JudgeCoder,
     load_judge_prompts,
     parse_judgement,
 )
-from engine.analysis.stats import cohen_kappa
-from engine.config import InferenceSection, OfflineSection
-from engine.inference.mock_server import MockServer, MockSettings
-from engine.records import Invalid, Message
+from agora.engine.analysis.stats import cohen_kappa
+from agora.engine.config import InferenceSection, OfflineSection
+from agora.engine.inference.mock_server import MockServer, MockSettings
+from agora.engine.records import Invalid, Message
 from tests.helpers import REPO
 
 CITY_CODEBOOK = REPO / "worlds" / "schelling_city" / "codebook.toml"

@@ -8,7 +8,7 @@ import math
 import msgspec
 import pytest
 
-from engine.analysis.stats import (
+from agora.engine.analysis.stats import (
     ClusterLogit,
     cluster_logit,
     cohen_kappa,

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.answer_json import AnswerFormatError, extract_json_object
+from agora.engine.answer_json import AnswerFormatError, extract_json_object
 
 
 @pytest.mark.parametrize(

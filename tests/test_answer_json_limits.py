@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-import engine.answer_json as answer_json
-from engine.answer_json import (
+import agora.engine.answer_json as answer_json
+from agora.engine.answer_json import (
     LONE_SURROGATE,
     MAX_ANSWER_CHARS,
     MAX_CANDIDATES,

@@ -2,7 +2,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from worlds.schelling_city.classic_grid import (
+from agora.worlds.schelling_city.classic_grid import (
     EMPTY,
     MAJORITY,
     MINORITY,

@@ -181,7 +181,7 @@ def test_sigterm_stops_the_run_cleanly_with_the_log_kept(tmp_path):
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "agora.engine.cli",
             "run",
             str(CONFIG),
             "--ticks",

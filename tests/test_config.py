@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, apply_overrides, parse_assignment
-from engine.runner import OutputExistsError, plan_run
+from agora.engine.config import ConfigError, apply_overrides, parse_assignment
+from agora.engine.runner import OutputExistsError, plan_run
 from tests.helpers import CONFIG
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

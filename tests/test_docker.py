@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from engine.config import InferenceSection
+from agora.engine.config import InferenceSection
 from tests.helpers import REPO, logged_requests, of_kind, records
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -360,7 +360,7 @@ def test_the_build_context_leaves_out_local_state() -> None:
 def agora_command() -> list[str]:
     """The image's ENTRYPOINT as installed in this environment."""
     script = shutil.which("agora", path=str(BIN))
-    return [script] if script else [sys.executable, "-m", "engine.cli"]
+    return [script] if script else [sys.executable, "-m", "agora.engine.cli"]
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.inference.endpoints import EndpointPool
+from agora.engine.inference.endpoints import EndpointPool
 from tests.helpers import CONFIG, of_kind, records, run_cli
 from tests.mock_server_fixture import mock_server_process
 from tests.test_http_runs import health

@@ -13,11 +13,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import engine.cli as cli
-import engine.runner as runner_module
-from engine.log import RunLogWriter
-from engine.replay import Replayer, ReplayError, read_run
-from engine.runner import OutputExistsError, execute, plan_run
+import agora.engine.cli as cli
+import agora.engine.runner as runner_module
+from agora.engine.log import RunLogWriter
+from agora.engine.replay import Replayer, ReplayError, read_run
+from agora.engine.runner import OutputExistsError, execute, plan_run
 from tests.helpers import CONFIG, of_kind, records, run_cli
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -29,9 +29,9 @@ SMALL_SET = {"run.ticks": 3, "world.agents": 45, "world.cells_per_district": 10}
 def _logging_left_alone(monkeypatch):
     """``cli.main`` in this process must not point structlog at pytest's captured stderr: its
     loggers cache what they were given, and later tests would write to a closed stream."""
-    import engine.cli
+    import agora.engine.cli
 
-    monkeypatch.setattr(engine.cli, "_configure_logging", lambda quiet: None)
+    monkeypatch.setattr(agora.engine.cli, "_configure_logging", lambda quiet: None)
 
 
 def test_a_run_that_loses_the_race_for_its_out_dir_is_refused_cleanly(

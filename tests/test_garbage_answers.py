@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from agents.llm_agent import LLMAgent
-from engine.answer_json import LONE_SURROGATE, MAX_ANSWER_CHARS, MAX_DEPTH
-from engine.log import read_log
-from engine.records import Completion, Decision, Parsed, Request, RunEnd, Turn
-from engine.replay import Replayer, read_run
-from engine.runner import RunPlan, execute, plan_run
-from engine.seeding import Seeds
+from agora.agents.llm_agent import LLMAgent
+from agora.engine.answer_json import LONE_SURROGATE, MAX_ANSWER_CHARS, MAX_DEPTH
+from agora.engine.log import read_log
+from agora.engine.records import Completion, Decision, Parsed, Request, RunEnd, Turn
+from agora.engine.replay import Replayer, read_run
+from agora.engine.runner import RunPlan, execute, plan_run
+from agora.engine.seeding import Seeds
 from tests.helpers import CONFIG
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -351,7 +351,7 @@ def test_an_agent_whose_parse_raises_gets_an_invalid_answer_not_an_error(
 def test_an_answer_the_log_cannot_hold_is_invalid_before_any_policy_reads_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worlds.schelling_city.world import Relocation
+    from agora.worlds.schelling_city.world import Relocation
 
     def parse(text: str, turn: Turn) -> Any:
         # An agent of another kind, which does not check what it reads.
@@ -368,7 +368,7 @@ def test_an_answer_the_log_cannot_hold_is_invalid_before_any_policy_reads_it(
 def test_a_record_the_log_cannot_encode_becomes_an_error_and_the_run_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worlds.schelling_city.world import SchellingCity
+    from agora.worlds.schelling_city.world import SchellingCity
 
     annotate = SchellingCity.annotate
 

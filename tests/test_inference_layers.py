@@ -7,11 +7,11 @@ import asyncio
 import numpy as np
 import pytest
 
-from engine.inference.cache import CachedClient, ResponseCache
-from engine.inference.errors import InferenceError
-from engine.inference.openai_http import OpenAIHTTPClient
-from engine.inference.retry import RetryingClient
-from engine.records import Completion, Message, Request
+from agora.engine.inference.cache import CachedClient, ResponseCache
+from agora.engine.inference.errors import InferenceError
+from agora.engine.inference.openai_http import OpenAIHTTPClient
+from agora.engine.inference.retry import RetryingClient
+from agora.engine.records import Completion, Message, Request
 from tests.mock_server_fixture import mock_server
 
 PROMPT = (
@@ -211,7 +211,7 @@ async def test_openai_http_keeps_more_than_100_requests_in_flight():
 
 
 def litellm_transport(url: str, **overrides):
-    from engine.inference.litellm_client import LiteLLMClient
+    from agora.engine.inference.litellm_client import LiteLLMClient
 
     settings = {"api_key": "sk-secret-123", "timeout_s": 2.0, "json_mode": True}
     settings.update(overrides)
@@ -280,7 +280,7 @@ class FakeClock:
 
 
 async def test_the_token_bucket_waits_exactly_as_long_as_the_refill_needs():
-    from engine.inference.limits import TokenBucket
+    from agora.engine.inference.limits import TokenBucket
 
     clock = FakeClock()
     bucket = TokenBucket(600, clock=clock, sleep=clock.sleep)  # 10 tokens a second
@@ -296,7 +296,7 @@ async def test_the_token_bucket_waits_exactly_as_long_as_the_refill_needs():
 
 
 async def test_limited_client_reserves_and_settles_tokens():
-    from engine.inference.limits import LimitedClient, estimate_tokens
+    from agora.engine.inference.limits import LimitedClient, estimate_tokens
 
     clock = FakeClock()
     inner = Flaky([])
@@ -312,7 +312,7 @@ async def test_limited_client_reserves_and_settles_tokens():
 
 
 async def test_limited_client_holds_requests_per_minute():
-    from engine.inference.limits import LimitedClient
+    from agora.engine.inference.limits import LimitedClient
 
     inner = Flaky([])
     client = LimitedClient(inner, requests_per_minute=3, tokens_per_minute=None)
@@ -331,7 +331,7 @@ async def test_limited_client_holds_requests_per_minute():
 
 
 def test_prompts_render_with_a_chat_template():
-    from engine.inference.openai_http import render_prompt
+    from agora.engine.inference.openai_http import render_prompt
 
     messages = (Message("system", "rules"), Message("user", "hi"))
     assert render_prompt(messages, "chatml") == (
@@ -370,7 +370,7 @@ async def test_a_failed_batch_fails_each_of_its_requests():
 
 
 def test_a_key_cut_by_the_snippet_limit_leaves_no_piece_behind():
-    from engine.inference.openai_http import _status_error
+    from agora.engine.inference.openai_http import _status_error
 
     key = "sk-SECRET0123456789abcdef"
     body = ("x" * 190 + key + "y" * 50).encode()
@@ -410,7 +410,7 @@ async def test_closing_does_not_wait_for_batches_nobody_awaits():
 
 
 async def test_the_token_bucket_keeps_a_debt():
-    from engine.inference.limits import TokenBucket
+    from agora.engine.inference.limits import TokenBucket
 
     clock = FakeClock()
     bucket = TokenBucket(600, clock=clock, sleep=clock.sleep)
@@ -423,9 +423,9 @@ async def test_the_token_bucket_keeps_a_debt():
 
 
 def test_answers_are_cached_per_set_of_servers(tmp_path):
-    from engine.config import InferenceSection
-    from engine.inference.build import build_client
-    from engine.seeding import Seeds
+    from agora.engine.config import InferenceSection
+    from agora.engine.inference.build import build_client
+    from agora.engine.seeding import Seeds
 
     def variant(endpoints):
         settings = InferenceSection(

@@ -1,7 +1,7 @@
 import pytest
 
-from engine.log import LogBusyError, LogFormatError, RunLogWriter, read_log
-from engine.records import Like, RunHeader
+from agora.engine.log import LogBusyError, LogFormatError, RunLogWriter, read_log
+from agora.engine.records import Like, RunHeader
 
 HEADER = RunHeader(
     run_id="r",

@@ -12,12 +12,19 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import engine.log
-from engine.frames import _by_kind, _by_kind_line_by_line, _frame, load_run
-from engine.log import RunLogWriter, gc_paused
-from engine.records import Decision, Like, Resumed, RunEnd, RunHeader
-from engine.replay import LoggedRun, Replayer, ReplayError, _read_by_kind, _read_in_order, read_run
-from engine.runner import execute, plan_run
+import agora.engine.log
+from agora.engine.frames import _by_kind, _by_kind_line_by_line, _frame, load_run
+from agora.engine.log import RunLogWriter, gc_paused
+from agora.engine.records import Decision, Like, Resumed, RunEnd, RunHeader
+from agora.engine.replay import (
+    LoggedRun,
+    Replayer,
+    ReplayError,
+    _read_by_kind,
+    _read_in_order,
+    read_run,
+)
+from agora.engine.runner import execute, plan_run
 from tests.helpers import CONFIG
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -67,7 +74,7 @@ def same_run(a: LoggedRun, b: LoggedRun) -> None:
 @pytest.mark.parametrize("chunk", [None, 1000, 7], ids=["4MiB", "1000B", "7B"])
 def test_read_run_by_kind_gives_what_the_exact_path_gives(run_dir, monkeypatch, chunk):
     if chunk:
-        monkeypatch.setattr(engine.log, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(agora.engine.log, "CHUNK_BYTES", chunk)
     log = run_dir / "log.jsonl"
     fast = _read_by_kind(log)
     assert fast is not None, "an engine-written log takes the fast path"
@@ -104,7 +111,7 @@ def test_read_run_hands_hand_made_lines_to_the_exact_path(tmp_path, run_dir):
 @pytest.mark.parametrize("chunk", [None, 1000], ids=["4MiB", "1000B"])
 def test_load_run_by_kind_gives_what_the_exact_sort_gives(run_dir, monkeypatch, chunk):
     if chunk:
-        monkeypatch.setattr(engine.log, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(agora.engine.log, "CHUNK_BYTES", chunk)
     log = run_dir / "log.jsonl"
     fast = _by_kind(log)
     assert fast is not None
@@ -126,10 +133,10 @@ def test_load_run_sorts_odd_lines_as_it_always_did(tmp_path, run_dir):
     assert frames.end == plain.end
 
     log.write_bytes(b'{"kind":"run","run_id"')
-    with pytest.raises(engine.log.LogFormatError, match="header is incomplete"):
+    with pytest.raises(agora.engine.log.LogFormatError, match="header is incomplete"):
         load_run(log)
     log.write_bytes(b"")
-    with pytest.raises(engine.log.LogFormatError, match="starts with a 'run' header"):
+    with pytest.raises(agora.engine.log.LogFormatError, match="starts with a 'run' header"):
         load_run(log)
 
 

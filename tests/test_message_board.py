@@ -1,7 +1,7 @@
 import numpy as np
 
-from engine.records import Like, Post
-from policies.message_board import OFFLINE_POSTS, BoardConfig, MessageBoard
+from agora.engine.records import Like, Post
+from agora.policies.message_board import OFFLINE_POSTS, BoardConfig, MessageBoard
 
 
 def board(**settings) -> MessageBoard:
@@ -133,7 +133,7 @@ def test_offline_posting_follows_the_stance():
 
 
 def test_likes_that_are_no_post_numbers_are_ignored_not_crashed_on():
-    from policies.message_board import _as_ids
+    from agora.policies.message_board import _as_ids
 
     assert _as_ids(["#3", 4, " 5 "]) == [3, 4, 5]
     assert _as_ids("9" * 5000) is None, "thousands of digits are no post number"

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from engine.progress import describe
-from engine.turns import RunTotals
+from agora.engine.progress import describe
+from agora.engine.turns import RunTotals
 from tests.helpers import CONFIG, REPO
 
 
@@ -34,7 +34,7 @@ def test_a_terminal_gets_a_live_bar_and_a_pipe_gets_tick_lines(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "engine.cli",
+        "agora.engine.cli",
         "run",
         str(CONFIG),
         "--ticks",

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from engine.replay import Replayer, ReplayError, read_run
-from engine.runner import execute, plan_run
+from agora.engine.replay import Replayer, ReplayError, read_run
+from agora.engine.runner import execute, plan_run
 from tests.helpers import CONFIG, run_cli
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

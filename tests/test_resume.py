@@ -49,7 +49,17 @@ def unbroken(tmp_path_factory):
 
 def kill_after_ticks(out, ticks: int, extra_s: float) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "run", str(CONFIG), "-q", "--out", str(out), *RUN],
+        [
+            sys.executable,
+            "-m",
+            "agora.engine.cli",
+            "run",
+            str(CONFIG),
+            "-q",
+            "--out",
+            str(out),
+            *RUN,
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

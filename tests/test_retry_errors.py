@@ -14,13 +14,13 @@ from typing import Any
 import msgspec
 import pytest
 
-import engine.runner as runner_module
-from engine.frames import load_run
-from engine.inference.errors import InferenceError
-from engine.records import Completion, Decision, Request
-from engine.replay import Replayer, read_run
-from engine.resume import ResumeError, prepare_resume
-from engine.runner import execute, plan_run
+import agora.engine.runner as runner_module
+from agora.engine.frames import load_run
+from agora.engine.inference.errors import InferenceError
+from agora.engine.records import Completion, Decision, Request
+from agora.engine.replay import Replayer, read_run
+from agora.engine.resume import ResumeError, prepare_resume
+from agora.engine.runner import execute, plan_run
 from tests.helpers import CONFIG, of_kind, records, run_cli
 
 SMALL = {"run.ticks": 5, "world.agents": 45, "world.cells_per_district": 10}
@@ -31,9 +31,9 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 def _logging_left_alone(monkeypatch):
     """``cli.main`` in this process must not point structlog at pytest's captured stderr: its
     loggers cache what they were given, and later tests would write to a closed stream."""
-    import engine.cli
+    import agora.engine.cli
 
-    monkeypatch.setattr(engine.cli, "_configure_logging", lambda quiet: None)
+    monkeypatch.setattr(agora.engine.cli, "_configure_logging", lambda quiet: None)
 
 
 class Failing:
@@ -264,7 +264,7 @@ def test_errors_under_the_threshold_complete_and_over_it_fail(tmp_path, monkeypa
 
 
 def test_the_cli_says_a_run_failed_in_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
-    from engine.cli import main
+    from agora.engine.cli import main
 
     clients(monkeypatch, lambda tick, agent: True)
     out = tmp_path / "run"
@@ -294,8 +294,8 @@ def test_the_cli_says_a_run_failed_in_one_line_and_exits_1(tmp_path, monkeypatch
 
 
 def test_a_sweep_rerun_asks_again_what_failed(tmp_path, monkeypatch):
-    import engine.sweep as sweep_module
-    from engine.sweep import plan_sweep, run_sweep, state_of
+    import agora.engine.sweep as sweep_module
+    from agora.engine.sweep import plan_sweep, run_sweep, state_of
     from tests.test_sweep import small_sweep
 
     plan = plan_sweep(small_sweep(tmp_path), {"run.ticks": 2}, out=str(tmp_path / "out"))

@@ -35,7 +35,7 @@ def test_free_running_and_lockstep_make_the_same_decisions(tmp_path):
 
 
 def test_an_out_of_range_gift_is_invalid_and_says_why():
-    from worlds.rounds_game import RoundsConfig, RoundsGame, RoundsPrompts, RoundView
+    from agora.worlds.rounds_game import RoundsConfig, RoundsGame, RoundsPrompts, RoundView
 
     prompts = RoundsPrompts(RoundsGame(RoundsConfig(agents=1)))
     view = RoundView(round=1, endowment=10, given_so_far=0)

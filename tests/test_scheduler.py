@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.inference.errors import InferenceError
-from engine.inference.offline import OfflineClient
-from engine.records import Completion, Request
-from engine.runner import execute, plan_run
+from agora.engine.inference.errors import InferenceError
+from agora.engine.inference.offline import OfflineClient
+from agora.engine.records import Completion, Request
+from agora.engine.runner import execute, plan_run
 from tests.helpers import CONFIG, of_kind, records, without_timing
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,7 +77,7 @@ def _plan(tmp_path: Path, name: str = "run", config: Path = CONFIG, **overrides)
 
 
 def _offline_for(plan) -> OfflineClient:
-    from engine.seeding import Seeds
+    from agora.engine.seeding import Seeds
 
     parts = plan.world_plugin.build(plan.world_config, Seeds(plan.config.run.seed))
     return OfflineClient(parts.offline, [], plan.config.inference.offline)
@@ -147,7 +147,7 @@ def test_the_order_answers_arrive_in_does_not_change_the_outcome(tmp_path):
         plan = _plan(tmp_path, f"run{run}", **{"run.ticks": 3})
         delays = random.Random(seed)
         delay = None if seed is None else (lambda r, d=delays: d.random() * 0.002)
-        from engine.seeding import Seeds
+        from agora.engine.seeding import Seeds
 
         parts = plan.world_plugin.build(plan.world_config, Seeds(plan.config.run.seed))
         policies = [p.plugin.build(p.config, Seeds(0), p.name) for p in plan.policies]
@@ -187,7 +187,7 @@ def test_a_tick_where_nobody_acts_still_gets_its_record(tmp_path):
 
 
 def test_shared_policies_are_refused_for_an_independent_world(tmp_path):
-    from engine.config import ConfigError
+    from agora.engine.config import ConfigError
 
     plan = _counter_plan(
         tmp_path, "board", ticks=2, text='[policies.board]\nkind = "message_board"\n'

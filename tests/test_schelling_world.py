@@ -4,12 +4,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from engine.seeding import Seeds
-from worlds.schelling_city import PLUGIN
-from worlds.schelling_city.config import SchellingConfig
-from worlds.schelling_city.prompts import CityPrompts
-from worlds.schelling_city.utility import gini, optimal_allocation, personal_utility
-from worlds.schelling_city.world import Relocation, SchellingCity, act_kind
+from agora.engine.seeding import Seeds
+from agora.worlds.schelling_city import PLUGIN
+from agora.worlds.schelling_city.config import SchellingConfig
+from agora.worlds.schelling_city.prompts import CityPrompts
+from agora.worlds.schelling_city.utility import gini, optimal_allocation, personal_utility
+from agora.worlds.schelling_city.world import Relocation, SchellingCity, act_kind
 
 
 def city(**settings) -> SchellingCity:
@@ -189,7 +189,7 @@ def test_the_observation_is_a_plain_struct():
 
 def test_the_shape_based_optimum_equals_the_dynamic_programme_on_many_cities():
     """The O(Q·H) optimum (empty districts, one free district, the rest balanced) is exact."""
-    from worlds.schelling_city.utility import district_welfare, optimal_allocation_dp
+    from agora.worlds.schelling_city.utility import district_welfare, optimal_allocation_dp
 
     rng = np.random.default_rng(3)
     for _ in range(400):

@@ -1,4 +1,4 @@
-from engine.seeding import Seeds
+from agora.engine.seeding import Seeds
 
 
 def test_a_named_stream_is_the_same_every_time():

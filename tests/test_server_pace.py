@@ -16,14 +16,14 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from engine.inference.concurrency import AdaptiveLimit
-from engine.inference.endpoints import EndpointPool
-from engine.inference.errors import InferenceError
-from engine.inference.formats import chain_from, wire_format
-from engine.inference.litellm_client import LiteLLMClient
-from engine.inference.openai_http import OpenAIHTTPClient
-from engine.inference.redact import error_snippet, redact
-from engine.records import Message, Request
+from agora.engine.inference.concurrency import AdaptiveLimit
+from agora.engine.inference.endpoints import EndpointPool
+from agora.engine.inference.errors import InferenceError
+from agora.engine.inference.formats import chain_from, wire_format
+from agora.engine.inference.litellm_client import LiteLLMClient
+from agora.engine.inference.openai_http import OpenAIHTTPClient
+from agora.engine.inference.redact import error_snippet, redact
+from agora.engine.records import Message, Request
 from tests.helpers import CONFIG, logged_requests, of_kind, records, run_cli
 from tests.mock_server_fixture import mock_server, mock_server_process
 
@@ -457,7 +457,7 @@ async def test_when_every_endpoint_is_out_one_request_at_a_time_goes_to_the_firs
 
 
 async def test_a_probe_that_meets_a_loading_server_asks_the_same_form_again():
-    from engine.inference.formats import probe_endpoint
+    from agora.engine.inference.formats import probe_endpoint
 
     answers = iter([(503, "HTTP 503: loading"), (200, "")])
     sent: list = []
@@ -475,11 +475,11 @@ async def test_a_probe_that_meets_a_loading_server_asks_the_same_form_again():
 
 
 async def test_a_server_down_at_the_start_is_not_remembered_as_probed(tmp_path):
-    from engine.inference.cache import CachedClient, ResponseCache
+    from agora.engine.inference.cache import CachedClient, ResponseCache
 
     http = client("http://127.0.0.1:9/v1", timeout_s=0.5)  # nothing listens on port 9
     cached = CachedClient(http, ResponseCache(tmp_path, "v"))
-    import engine.inference.formats as formats
+    import agora.engine.inference.formats as formats
 
     async def no_sleep(seconds: float) -> None:
         return None
@@ -489,7 +489,7 @@ async def test_a_server_down_at_the_start_is_not_remembered_as_probed(tmp_path):
     async def quick(send, requested, sleep=no_sleep):
         return await original(send, requested, sleep=no_sleep)
 
-    http_module = __import__("engine.inference.openai_http", fromlist=["probe_endpoint"])
+    http_module = __import__("agora.engine.inference.openai_http", fromlist=["probe_endpoint"])
     http_module.probe_endpoint, saved = quick, http_module.probe_endpoint
     try:
         described = await cached.prepare({})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError
-from engine.sweep import plan_sweep, state_of
+from agora.engine.config import ConfigError
+from agora.engine.sweep import plan_sweep, state_of
 from tests.helpers import REPO, of_kind, records, run_cli, without_timing
 
 SWEEP = REPO / "runs" / "schelling_altruism.toml"
@@ -264,7 +264,7 @@ def test_failed_decisions_mark_the_run_and_the_sweep_exits_1(tmp_path):
 def test_one_runs_crash_does_not_take_the_sweep_down(tmp_path, monkeypatch):
     import asyncio
 
-    import engine.sweep as sweep_module
+    import agora.engine.sweep as sweep_module
 
     plan = plan_sweep(small_sweep(tmp_path), {"run.ticks": 2}, out=str(tmp_path / "out"))
     real = sweep_module.execute

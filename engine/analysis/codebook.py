@@ -36,7 +36,7 @@ from pathlib import Path
 
 import msgspec
 
-from engine.records import InvalidAttempt
+from agora.engine.records import InvalidAttempt
 
 
 class CodebookError(ValueError):

@@ -23,14 +23,14 @@ from typing import Any, Protocol
 import msgspec
 import polars as pl
 
-from engine.analysis.codebook import (
+from agora.engine.analysis.codebook import (
     Codebook,
     CodebookCoder,
     CoreCategory,
     OpenCode,
     core_category,
 )
-from engine.analysis.stats import Kappa, cohen_kappa
+from agora.engine.analysis.stats import Kappa, cohen_kappa
 
 _KEY, _ID, _TEXT = "_key", "_id", "_text"
 _INVALID_LISTED = 20

@@ -26,14 +26,14 @@ import msgspec
 import numpy as np
 import structlog
 
-from engine.analysis.codebook import Codebook, CodebookCoder, OpenCode
-from engine.answer_json import AnswerFormatError, extract_json_object
-from engine.config import InferenceSection
-from engine.inference.build import build_client
-from engine.inference.errors import InferenceError
-from engine.protocols import LLMClient
-from engine.records import Invalid, InvalidAttempt, Message, Request, Turn
-from engine.seeding import Seeds
+from agora.engine.analysis.codebook import Codebook, CodebookCoder, OpenCode
+from agora.engine.answer_json import AnswerFormatError, extract_json_object
+from agora.engine.config import InferenceSection
+from agora.engine.inference.build import build_client
+from agora.engine.inference.errors import InferenceError
+from agora.engine.protocols import LLMClient
+from agora.engine.records import Invalid, InvalidAttempt, Message, Request, Turn
+from agora.engine.seeding import Seeds
 
 _log = structlog.get_logger("agora.analysis.judge")
 
@@ -53,7 +53,7 @@ class JudgePrompts(msgspec.Struct, frozen=True):
 
 def load_judge_prompts() -> JudgePrompts:
     """The prompts shipped beside this module, in ``prompts/``."""
-    folder = resources.files("engine.analysis") / "prompts"
+    folder = resources.files("agora.engine.analysis") / "prompts"
     return JudgePrompts(
         system=(folder / "open_coding.txt").read_text(encoding="utf-8"),
         item=(folder / "open_coding_item.txt").read_text(encoding="utf-8"),

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from engine.config import InferenceSection
-from engine.inference.cache import CachedClient, ResponseCache
-from engine.inference.limits import LimitedClient
-from engine.inference.litellm_client import LiteLLMClient
-from engine.inference.offline import OfflineClient
-from engine.inference.openai_http import OpenAIHTTPClient
-from engine.inference.retry import RetryingClient
-from engine.protocols import LLMClient, OfflineBehaviour, Policy
-from engine.seeding import Seeds
+from agora.engine.config import InferenceSection
+from agora.engine.inference.cache import CachedClient, ResponseCache
+from agora.engine.inference.limits import LimitedClient
+from agora.engine.inference.litellm_client import LiteLLMClient
+from agora.engine.inference.offline import OfflineClient
+from agora.engine.inference.openai_http import OpenAIHTTPClient
+from agora.engine.inference.retry import RetryingClient
+from agora.engine.protocols import LLMClient, OfflineBehaviour, Policy
+from agora.engine.seeding import Seeds
 
 
 def build_client(

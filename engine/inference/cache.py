@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
-from engine.inference.layer import ClientLayer
-from engine.protocols import LLMClient
-from engine.records import Completion, Message, Request
+from agora.engine.inference.layer import ClientLayer
+from agora.engine.protocols import LLMClient
+from agora.engine.records import Completion, Message, Request
 
 
 class _Key(msgspec.Struct, array_like=True):

@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.inference.concurrency import AdaptiveLimit
-from engine.records import EndpointReport
+from agora.engine.inference.concurrency import AdaptiveLimit
+from agora.engine.records import EndpointReport
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.protocols import LLMClient
-from engine.records import EndpointReport
+from agora.engine.protocols import LLMClient
+from agora.engine.records import EndpointReport
 
 
 class ClientLayer:

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from asyncio_throttle.throttler import Throttler
 
-from engine.inference.layer import ClientLayer
-from engine.protocols import LLMClient
-from engine.records import Completion, Request
+from agora.engine.inference.layer import ClientLayer
+from agora.engine.protocols import LLMClient
+from agora.engine.records import Completion, Request
 
 
 class TokenBucket:

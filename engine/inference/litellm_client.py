@@ -14,14 +14,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.inference.endpoints import EndpointPool
-from engine.inference.errors import (
+from agora.engine.inference.endpoints import EndpointPool
+from agora.engine.inference.errors import (
     MOST_TOKENS,
     OVERLOAD_STATUS,
     RETRYABLE_STATUS,
     InferenceError,
 )
-from engine.inference.formats import (
+from agora.engine.inference.formats import (
     PROBE_PROMPT,
     EndpointFormats,
     FormatMode,
@@ -30,9 +30,9 @@ from engine.inference.formats import (
     probe_endpoint,
     wire_format,
 )
-from engine.inference.patience import LivenessCheck, answer_or_abandon
-from engine.inference.redact import redact
-from engine.records import Completion, EndpointReport, Request
+from agora.engine.inference.patience import LivenessCheck, answer_or_abandon
+from agora.engine.inference.redact import redact
+from agora.engine.records import Completion, EndpointReport, Request
 
 _RETRYABLE_NAMES = frozenset(
     {

@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 from aiohttp import web
 
-from engine.records import Message
+from agora.engine.records import Message
 
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 

@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from engine.config import OfflineSection
-from engine.protocols import OfflineBehaviour, Policy
-from engine.records import Completion, EndpointReport, Request
+from agora.engine.config import OfflineSection
+from agora.engine.protocols import OfflineBehaviour, Policy
+from agora.engine.records import Completion, EndpointReport, Request
 
 _MALFORMED_PROSE = (
     "Let me think about where to go. I believe the best choice is to stay where I am for now.",

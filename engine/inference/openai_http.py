@@ -30,14 +30,14 @@ from typing import Annotated, Any, Literal
 import aiohttp
 import msgspec
 
-from engine.inference.endpoints import EndpointPool, Lease
-from engine.inference.errors import (
+from agora.engine.inference.endpoints import EndpointPool, Lease
+from agora.engine.inference.errors import (
     MOST_TOKENS,
     OVERLOAD_STATUS,
     RETRYABLE_STATUS,
     InferenceError,
 )
-from engine.inference.formats import (
+from agora.engine.inference.formats import (
     PROBE_PROMPT,
     EndpointFormats,
     FormatMode,
@@ -46,9 +46,9 @@ from engine.inference.formats import (
     probe_endpoint,
     wire_format,
 )
-from engine.inference.patience import LivenessCheck, answer_or_abandon
-from engine.inference.redact import error_snippet
-from engine.records import Completion, EndpointReport, Message, Request
+from agora.engine.inference.patience import LivenessCheck, answer_or_abandon
+from agora.engine.inference.redact import error_snippet
+from agora.engine.records import Completion, EndpointReport, Message, Request
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=MOST_TOKENS)]
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import aiohttp
 
-from engine.inference.endpoints import EndpointPool, Lease
-from engine.inference.errors import InferenceError
+from agora.engine.inference.endpoints import EndpointPool, Lease
+from agora.engine.inference.errors import InferenceError
 
 T = TypeVar("T")
 

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import numpy as np
 
-from engine.inference.errors import InferenceError
-from engine.inference.layer import ClientLayer
-from engine.protocols import LLMClient
-from engine.records import Completion, Request
+from agora.engine.inference.errors import InferenceError
+from agora.engine.inference.layer import ClientLayer
+from agora.engine.protocols import LLMClient
+from agora.engine.records import Completion, Request
 
 # The longest Retry-After honoured; a server asking for more is retried after this.
 _LONGEST_RETRY_AFTER_S = 300.0

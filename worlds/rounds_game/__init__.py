@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from engine.protocols import AnswerField, WorldParts
-from engine.records import Message
-from engine.seeding import Seeds
+from agora.engine.protocols import AnswerField, WorldParts
+from agora.engine.records import Message
+from agora.engine.seeding import Seeds
 
 
 class RoundsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

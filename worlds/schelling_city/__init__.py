@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.protocols import WorldParts
-from engine.seeding import Seeds
-from worlds.schelling_city.config import SchellingConfig
-from worlds.schelling_city.mock import CityTextResponder
-from worlds.schelling_city.offline import RuleResidents
-from worlds.schelling_city.picture import draw_city
-from worlds.schelling_city.prompts import CityPrompts
-from worlds.schelling_city.sweep_analysis import sweep_sections
-from worlds.schelling_city.world import Relocation, SchellingCity
+from agora.engine.protocols import WorldParts
+from agora.engine.seeding import Seeds
+from agora.worlds.schelling_city.config import SchellingConfig
+from agora.worlds.schelling_city.mock import CityTextResponder
+from agora.worlds.schelling_city.offline import RuleResidents
+from agora.worlds.schelling_city.picture import draw_city
+from agora.worlds.schelling_city.prompts import CityPrompts
+from agora.worlds.schelling_city.sweep_analysis import sweep_sections
+from agora.worlds.schelling_city.world import Relocation, SchellingCity
 
 
 class SchellingCityPlugin:

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import msgspec
 import polars as pl
 
-from engine.analysis.stats import (
+from agora.engine.analysis.stats import (
     ClusterLogit,
     Proportion,
     ProportionDifference,
@@ -49,7 +49,7 @@ from engine.analysis.stats import (
     compare_proportions,
     wilson_interval,
 )
-from engine.frames import RunFrames
+from agora.engine.frames import RunFrames
 
 OPTIMIZER_MIN_POA = 0.95
 OPTIMIZER_MIN_ACTS = 1.0

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
-from engine.records import Message
+from agora.engine.records import Message
 
 _HOME = re.compile(r"You live in district (\d+) .*?your satisfaction is ([\d.]+)")
 _OPTION = re.compile(

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from worlds.schelling_city.config import OfflineMix
-from worlds.schelling_city.world import CityView, Option
+from agora.worlds.schelling_city.config import OfflineMix
+from agora.worlds.schelling_city.world import CityView, Option
 
 EGOIST, ALTRUIST = "egoist", "altruist"
 # An egoist who, this once, weighs the choice by the city's welfare because the board asked.

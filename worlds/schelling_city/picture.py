@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from worlds.schelling_city.world import SchellingCity
+from agora.worlds.schelling_city.world import SchellingCity
 
 
 def draw_city(city: SchellingCity, ax: Any) -> None:

@@ -6,8 +6,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.protocols import AnswerField
-from worlds.schelling_city.world import CityView, MoveOutcome, Option, Relocation, SchellingCity
+from agora.engine.protocols import AnswerField
+from agora.worlds.schelling_city.world import (
+    CityView,
+    MoveOutcome,
+    Option,
+    Relocation,
+    SchellingCity,
+)
 
 _DISTRICT = re.compile(r"(?:district|d)?\s*#?\s*(-?\d+)", re.I)
 _DISTRICT_KEYS = ("district", "move_to", "to", "destination", "target")

@@ -13,8 +13,13 @@ from typing import Any
 
 import msgspec
 
-from engine.analysis.stats import wilson_interval
-from worlds.schelling_city.archetype import ArchetypeVerdict, RunActs, archetype_verdicts, run_acts
+from agora.engine.analysis.stats import wilson_interval
+from agora.worlds.schelling_city.archetype import (
+    ArchetypeVerdict,
+    RunActs,
+    archetype_verdicts,
+    run_acts,
+)
 
 
 def sweep_sections(runs: Sequence[Any], analysis: Any, out: Path) -> list[str]:

@@ -11,8 +11,8 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from worlds.schelling_city.config import SchellingConfig
-from worlds.schelling_city.utility import district_welfare, gini, optimal_allocation
+from agora.worlds.schelling_city.config import SchellingConfig
+from agora.worlds.schelling_city.utility import district_welfare, gini, optimal_allocation
 
 _EPS = 1e-9
 SIGNS = ("-", "0", "+")
