@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from agora.engine.records import (
     Turn,
 )
 from agora.engine.seeding import Seeds
+
+# Why an agent with a turn has no action in its tick: no usable answer, or no answer at all.
+Missed = Literal["invalid", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +59,8 @@ class World(Protocol):
         """Who decides this tick (all, or a seeded fraction)."""
         ...
 
-    def observe(self, agent_id: AgentId) -> Any:
-        """The agent's view of the current state, as a ``msgspec.Struct``."""
+    def observe(self, agent_id: AgentId, tick: int) -> Any:
+        """The agent's view of the state it decides on in ``tick``, as a ``msgspec.Struct``."""
         ...
 
     def annotate(self, agent_id: AgentId, observation: Any, action: Any) -> dict[str, Any]:
@@ -65,11 +68,19 @@ class World(Protocol):
         ...
 
     def apply(
-        self, tick: int, actions: Mapping[AgentId, Any], rng: np.random.Generator
+        self,
+        tick: int,
+        actions: Mapping[AgentId, Any],
+        rng: np.random.Generator,
+        missed: Mapping[AgentId, Missed],
     ) -> dict[AgentId, Any]:
-        """Apply the tick's valid actions at once; agents missing from ``actions`` did not act.
+        """Apply the tick's valid actions at once.
 
-        Returns each acting agent's outcome (what happened to its request)."""
+        ``missed`` names the agents that had a turn in ``tick`` but no valid action, and why
+        (``"invalid"``: no usable answer after the re-asks; ``"error"``: no answer at all), so
+        per-agent bookkeeping (rounds played, histories) stays aligned with the ticks. On the
+        free-running scheduler each agent's turn is applied alone: ``actions`` and ``missed``
+        then hold that one agent. Returns each acting agent's outcome."""
         ...
 
     def metrics(self, tick: int) -> dict[str, Any]: ...
@@ -239,5 +250,11 @@ class AgentPlugin(Protocol):
 class PolicyPlugin(Protocol):
     name: str
     config_type: type[Any]
+    # True when what one agent gives the policy reaches what another sees (a board): such a
+    # policy needs a shared tick, so it cannot run on an ``independent`` world. A text
+    # intervention each agent sees alone shares nothing.
+    shares_state: bool
 
-    def build(self, config: Any, seeds: Seeds, name: str) -> Policy: ...
+    def build(self, config: Any, seeds: Seeds, name: str, world: World) -> Policy:
+        """The policy for one run; it may read ``world`` (a graph, incomes), never write it."""
+        ...

@@ -40,7 +40,7 @@ from agora.engine.log import (
     sort_by_kind,
 )
 from agora.engine.plugins import load_plugin
-from agora.engine.protocols import Agent, Policy, World, WorldPrompts
+from agora.engine.protocols import Agent, Missed, Policy, World, WorldPrompts
 from agora.engine.records import (
     AgentId,
     AnyRecord,
@@ -334,7 +334,7 @@ class Replayer:
                 plugin = load_plugin("policy", str(section["kind"]), f"policies.{name}")
                 settings = {k: v for k, v in section.items() if k != "enabled"}
                 policy_config = check(settings, plugin.config_type, f"policies.{name}")
-                self.policies.append(plugin.build(policy_config, self.seeds, name))
+                self.policies.append(plugin.build(policy_config, self.seeds, name, parts.world))
         except (ConfigError, KeyError) as exc:
             raise ReplayError(
                 f"{logged.path}:1: the run header cannot be rebuilt ({exc})"
@@ -374,13 +374,21 @@ class Replayer:
         actions = dict(
             zip([d.agent for d in valid], self._actions([d.action for d in valid]), strict=True)
         )
+        missed: dict[AgentId, Missed] = {
+            d.agent: "error" if d.error is not None else "invalid"
+            for d in sorted(decisions, key=attrgetter("agent"))
+            if not d.valid
+        }
         if self.world.independent:
-            for agent, action in sorted(actions.items()):
+            for agent in sorted({*actions, *missed}):
                 rng = self.seeds.rng("conflicts", tick, agent)
-                self._remember(tick, self.world.apply(tick, {agent: action}, rng))
+                one = {agent: actions[agent]} if agent in actions else {}
+                alone: dict[AgentId, Missed] = {agent: missed[agent]} if agent in missed else {}
+                self._remember(tick, self.world.apply(tick, one, rng, alone))
         else:
             ordered = dict(sorted(actions.items()))
-            self._remember(tick, self.world.apply(tick, ordered, self.seeds.rng("conflicts", tick)))
+            rng = self.seeds.rng("conflicts", tick)
+            self._remember(tick, self.world.apply(tick, ordered, rng, missed))
         for policy in self.policies:
             policy.end_tick(tick)
         digest = state_digest(self.world, self.policies, tick)

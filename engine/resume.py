@@ -37,7 +37,7 @@ from agora.engine.log import LogBusyError, check_not_busy
 from agora.engine.records import AgentId, Decision, Like, LogRecord
 from agora.engine.replay import LoggedRun, Replayer, read_run, spend_of
 from agora.engine.runner import Resumption, RunPlan, plan_resumed
-from agora.engine.turns import RunTotals, TurnResult, TurnUsage
+from agora.engine.turns import RunTotals, TurnResult, TurnStatus, TurnUsage
 
 
 class ResumeError(ValueError):
@@ -170,7 +170,7 @@ def _from(logged: LoggedRun, first: int, keep: Callable[[Decision], bool]) -> li
     ]
 
 
-def _status(decision: Decision) -> str:
+def _status(decision: Decision) -> TurnStatus:
     if decision.error is not None:
         return "error"
     return "valid" if decision.valid else "invalid"

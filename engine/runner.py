@@ -212,9 +212,10 @@ def _resolve(raw: dict[str, Any], environ: Mapping[str, str]) -> RunPlan:
         if enabled:
             policies.append(PolicyPlan(name, plugin, policy_config))
 
-    if policies and getattr(world_plugin, "independent", False):
+    shared = _sharing(policies)
+    if shared and getattr(world_plugin, "independent", False):
         # Known from the plugin, so a sweep's check finds it before any run starts.
-        raise _shared_policies_refused(str(config.world["kind"]), policies)
+        raise _shared_policies_refused(str(config.world["kind"]), shared)
     resolved = {
         "run": to_builtins(config.run),
         "inference": to_builtins(config.inference),
@@ -319,10 +320,13 @@ async def execute(
     if resume is None:
         seeds = Seeds(config.run.seed)
         parts = plan.world_plugin.build(plan.world_config, seeds)
-        if parts.world.independent and plan.policies:
+        shared = _sharing(plan.policies)
+        if parts.world.independent and shared:
             # For worlds whose plugin does not say so: known once the world is built.
-            raise _shared_policies_refused(str(plan.config.world["kind"]), plan.policies)
-        policies: list[Policy] = [p.plugin.build(p.config, seeds, p.name) for p in plan.policies]
+            raise _shared_policies_refused(str(plan.config.world["kind"]), shared)
+        policies: list[Policy] = [
+            p.plugin.build(p.config, seeds, p.name, parts.world) for p in plan.policies
+        ]
         agents = plan.agent_plugin.build(
             plan.agent_config, parts.world.agent_ids(), parts.prompts, policies, config.inference
         )
@@ -579,6 +583,19 @@ def _most_common_error(log_path: Path) -> tuple[str, int] | None:
 
 def _scheduler_name(config: RunConfig, independent: bool) -> str:
     return "free-running" if independent and config.run.scheduler == "auto" else "lockstep"
+
+
+def _sharing(policies: Sequence[PolicyPlan]) -> list[PolicyPlan]:
+    """The policies that carry what one agent does to what another sees (a board)."""
+    for plan in policies:
+        # An outside plugin written before the flag existed gets a fix, not an AttributeError.
+        if not isinstance(getattr(plan.plugin, "shares_state", None), bool):
+            raise ConfigError(
+                f"policies.{plan.name}.kind: the policy plugin does not say whether it shares "
+                "state between agents; give it `shares_state = True` (a board) or False (a "
+                "text each agent sees alone)"
+            )
+    return [p for p in policies if p.plugin.shares_state]
 
 
 def _shared_policies_refused(world: str, policies: Sequence[PolicyPlan]) -> ConfigError:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from agora.engine.protocols import Policy, World
+from agora.engine.protocols import Missed, Policy, World
 from agora.engine.records import AgentId, LogRecord, TickEnd
 from agora.engine.turns import TickTally, TurnResult, TurnRunner
 
@@ -84,6 +84,11 @@ def _close_tick(
         on_tick(record)
 
 
+def _missed(result: TurnResult) -> Missed:
+    """Why a turn gave no action: an invalid answer (a valid one's action is None) or none."""
+    return "error" if result.status == "error" else "invalid"
+
+
 class TickHook(Protocol):
     def __call__(self, record: TickEnd) -> None: ...
 
@@ -111,22 +116,26 @@ class LockstepScheduler:
         started = self.clock()
         active = runner.world.active_agents(tick, runner.seeds.rng("activation", tick))
         actions: dict[AgentId, Any] = {}
+        missed: dict[AgentId, Missed] = {}
         tally = TickTally()
+
+        def settle(result: TurnResult) -> None:
+            tally.add(result.status)
+            if result.action is not None:
+                actions[result.agent_id] = result.action
+            else:
+                missed[result.agent_id] = _missed(result)
+
         for agent_id in active:
             reused = self.reuse.get((tick, agent_id))
             if reused is not None:
-                tally.add(reused.status)
-                if reused.action is not None:
-                    actions[agent_id] = reused.action
+                settle(reused)
         pending: Iterator[AgentId] = iter([a for a in active if (tick, a) not in self.reuse])
 
         async def worker() -> None:
             # Workers share one iterator: at most `concurrency` turns in flight, no task per agent.
             for agent_id in pending:
-                result = await runner.take(tick, agent_id)
-                tally.add(result.status)
-                if result.action is not None:
-                    actions[agent_id] = result.action
+                settle(await runner.take(tick, agent_id))
 
         async with asyncio.TaskGroup() as group:
             for _ in range(min(self.concurrency, len(active))):
@@ -135,7 +144,8 @@ class LockstepScheduler:
         # Arrival order must not matter: the world sees actions in agent order and resolves
         # conflicts with its own seeded stream.
         ordered = dict(sorted(actions.items()))
-        outcomes = runner.world.apply(tick, ordered, runner.seeds.rng("conflicts", tick))
+        rng = runner.seeds.rng("conflicts", tick)
+        outcomes = runner.world.apply(tick, ordered, rng, dict(sorted(missed.items())))
         for agent_id, outcome in outcomes.items():
             runner.agents[agent_id].remember(tick, outcome)
         _close_tick(runner, tick, tally, self.clock() - started, self.on_tick)
@@ -195,9 +205,14 @@ class FreeRunningScheduler:
                         async with slots:
                             result = await runner.take(tick, agent_id)
                     tallies[tick].add(result.status)
-                    actions = {agent_id: result.action} if result.action is not None else {}
+                    actions: dict[AgentId, Any] = {}
+                    missed: dict[AgentId, Missed] = {}
+                    if result.action is not None:
+                        actions[agent_id] = result.action
+                    else:
+                        missed[agent_id] = _missed(result)
                     rng = runner.seeds.rng("conflicts", tick, agent_id)
-                    outcomes = runner.world.apply(tick, actions, rng)
+                    outcomes = runner.world.apply(tick, actions, rng, missed)
                     for acted, outcome in outcomes.items():
                         runner.agents[acted].remember(tick, outcome)
                 finish(tick)

@@ -10,7 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -44,11 +44,14 @@ REASON_CHARS = 1000
 _check = msgspec.json.Encoder()
 
 
+TurnStatus = Literal["valid", "invalid", "error"]
+
+
 @dataclass(slots=True)
 class TurnResult:
     agent_id: AgentId
     action: Any  # None when the agent did not produce a valid action
-    status: str  # "valid" | "invalid" | "error"
+    status: TurnStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ class RunTotals:
     retries: int = 0
     in_flight: int = 0
 
-    def count(self, decision: Decision, usage: TurnUsage) -> str:
+    def count(self, decision: Decision, usage: TurnUsage) -> TurnStatus:
         self.decisions += 1
         self.requests += decision.requests
         self.answers += usage.answers
@@ -179,7 +182,7 @@ class TurnRunner:
         self, tick: int, agent_id: AgentId, usage: TurnUsage
     ) -> tuple[Decision, list[LogRecord]]:
         agent = self.agents[agent_id]
-        observation = self.world.observe(agent_id)
+        observation = self.world.observe(agent_id, tick)
         views = {policy.name: policy.view(agent_id, tick) for policy in self.policies}
         turn = Turn(tick=tick, agent_id=agent_id, observation=observation, views=views)
         request = agent.request(turn, self.seeds.integer("sampling", agent_id, tick, 0))

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from agora.engine.protocols import AnswerField
+from agora.engine.protocols import AnswerField, World
 from agora.engine.records import AgentId, Like, LogRecord, Post
 from agora.engine.seeding import Seeds
 
@@ -351,8 +351,12 @@ def _as_ids(value: Any, most: int = 1_000) -> list[int] | None:
 class MessageBoardPlugin:
     name = "message_board"
     config_type = BoardConfig
+    # What one agent posts, every other reads: the board needs a shared tick.
+    shares_state = True
 
-    def build(self, config: Any, seeds: Seeds, name: str = "board") -> MessageBoard:
+    def build(
+        self, config: Any, seeds: Seeds, name: str = "board", world: World | None = None
+    ) -> MessageBoard:
         return MessageBoard(name, config, seeds.rng(f"policy:{name}"))
 
 

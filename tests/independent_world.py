@@ -41,13 +41,13 @@ class CounterWorld:
     def active_agents(self, tick, rng):
         return () if tick in self.idle_ticks else self.agent_ids()
 
-    def observe(self, agent_id):
+    def observe(self, agent_id, tick):
         return CounterView(self.totals[agent_id])
 
     def annotate(self, agent_id, observation, action):
         return {"before": observation.total}
 
-    def apply(self, tick, actions, rng):
+    def apply(self, tick, actions, rng, missed):
         outcomes = {}
         for agent, action in actions.items():
             self.totals[agent] += action.amount

@@ -144,13 +144,15 @@ def city_agent(tmp_path_factory: pytest.TempPathFactory) -> tuple[LLMAgent, Turn
     plan = _plan(tmp_path_factory.mktemp("parse"), agents=18)
     seeds = Seeds(plan.config.run.seed)
     parts = plan.world_plugin.build(plan.world_config, seeds)
-    policies = [p.plugin.build(p.config, seeds, p.name) for p in plan.policies]
+    policies = [p.plugin.build(p.config, seeds, p.name, parts.world) for p in plan.policies]
     agents = plan.agent_plugin.build(
         plan.agent_config, parts.world.agent_ids(), parts.prompts, policies, plan.config.inference
     )
     agent_id = parts.world.agent_ids()[0]
     views = {policy.name: policy.view(agent_id, 0) for policy in policies}
-    turn = Turn(tick=0, agent_id=agent_id, observation=parts.world.observe(agent_id), views=views)
+    turn = Turn(
+        tick=0, agent_id=agent_id, observation=parts.world.observe(agent_id, 0), views=views
+    )
     agent = agents[agent_id]
     assert isinstance(agent, LLMAgent)
     return agent, turn

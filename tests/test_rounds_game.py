@@ -55,3 +55,44 @@ def test_a_shared_policy_on_an_independent_world_is_refused_before_anything_runs
     assert result.returncode == 2
     assert "policies.board: rounds_game runs its agents independently" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheduler", ["auto", "lockstep"])
+def test_missed_turns_keep_every_round_in_its_tick(tmp_path, scheduler):
+    # Half the answers are unusable and none is re-asked: the world is told who missed a turn,
+    # so each tick's metrics count that tick's valid decisions, and round t stays tick t.
+    log = run(
+        tmp_path,
+        scheduler,
+        "--agents",
+        "20",
+        "--set",
+        f"run.scheduler={scheduler}",
+        "--set",
+        "inference.offline.invalid_rate=0.5",
+        "--set",
+        "inference.max_reasks=0",
+    )
+    ticks = of_kind(log, "tick")
+    assert sum(t["invalid"] for t in ticks) > 10
+    for tick in ticks:
+        assert tick["metrics"]["played"] == tick["valid"]
+        assert tick["metrics"]["missed"] == tick["invalid"] + tick["errors"]
+    replayed = run_cli("replay", str(tmp_path / scheduler))
+    assert replayed.returncode == 0, replayed.stderr
+
+
+def test_the_round_an_agent_sees_is_its_tick_after_a_missed_turn():
+    import numpy as np
+
+    from agora.worlds.rounds_game import Give, RoundsConfig, RoundsGame
+
+    game = RoundsGame(RoundsConfig(agents=2))
+    rng = np.random.default_rng(0)
+    game.apply(0, {0: Give(3)}, rng, {1: "invalid"})
+    game.apply(1, {1: Give(5)}, rng, {0: "error"})
+    assert game.observe(0, 2).round == 3 and game.observe(0, 2).given_so_far == 3
+    assert game.observe(1, 2).round == 3 and game.observe(1, 2).given_so_far == 5
+    assert game.metrics(0) == {"mean_given": 3.0, "played": 1, "missed": 1}
+    assert game.metrics(1) == {"mean_given": 5.0, "played": 1, "missed": 1}

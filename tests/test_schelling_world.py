@@ -56,7 +56,7 @@ def test_gini_over_populations():
 def test_each_options_deltas_equal_the_recomputed_change():
     world = city()
     for agent in range(0, 225, 17):
-        view = world.observe(agent)
+        view = world.observe(agent, 0)
         before_system = world.system_utility()
         for option in view.options:
             if option.full:
@@ -73,7 +73,7 @@ def test_each_options_deltas_equal_the_recomputed_change():
 
 def test_annotation_puts_a_move_in_the_behaviour_matrix():
     world = city()
-    view = world.observe(0)
+    view = world.observe(0, 0)
     option = view.options[0]
     info = world.annotate(0, view, Relocation(option.district))
     assert info["d_personal"] == option.delta_personal
@@ -89,18 +89,18 @@ def test_a_crowded_destination_takes_a_seeded_subset_and_the_rest_are_blocked():
     world = city(agents=60, districts=3, cells_per_district=30, initial="crowded")
     assert world.populations.tolist() == [30, 30, 0]
     target_full = {agent: Relocation(2) for agent in range(60) if world.home[agent] == 0}
-    outcomes = world.apply(0, target_full, np.random.default_rng(1))
+    outcomes = world.apply(0, target_full, np.random.default_rng(1), {})
     # District 2 was full on the state everyone saw: nobody gets in.
     assert all(o.blocked and not o.moved for o in outcomes.values())
 
     world = city(agents=60, districts=3, cells_per_district=30, initial="crowded")
     movers = {agent: Relocation(3) for agent in range(60)}
-    outcomes = world.apply(0, movers, np.random.default_rng(1))
+    outcomes = world.apply(0, movers, np.random.default_rng(1), {})
     assert world.populations.tolist()[2] == 30
     assert sum(o.moved for o in outcomes.values()) == 30
     assert sum(o.blocked for o in outcomes.values()) == 30
     again = city(agents=60, districts=3, cells_per_district=30, initial="crowded")
-    again.apply(0, movers, np.random.default_rng(1))
+    again.apply(0, movers, np.random.default_rng(1), {})
     assert again.digest(0) == world.digest(0)
     metrics = world.metrics(0)
     assert metrics["moves"] == 30 and metrics["blocked"] == 30 and metrics["acted"] == 60
@@ -122,8 +122,8 @@ def test_metrics_and_digest_follow_the_state():
     assert sum(metrics["populations"]) == 225
     before = world.digest(0)
     agent = 0
-    target = next(o.district for o in world.observe(agent).options if not o.full)
-    world.apply(0, {agent: Relocation(target)}, np.random.default_rng(0))
+    target = next(o.district for o in world.observe(agent, 0).options if not o.full)
+    world.apply(0, {agent: Relocation(target)}, np.random.default_rng(0), {})
     assert world.digest(1) != before
 
 
@@ -142,7 +142,7 @@ def test_metrics_and_digest_follow_the_state():
 )
 def test_answers_decode_to_relocations(answer, expected):
     world = city()
-    view = world.observe(0)
+    view = world.observe(0, 0)
     if expected == view.district:
         expected = None
     assert CityPrompts(world).decode_action(answer, view) == Relocation(expected)
@@ -166,13 +166,13 @@ def test_answers_decode_to_relocations(answer, expected):
 def test_unusable_answers_say_why(answer, reason):
     world = city()
     with pytest.raises(ValueError, match=reason):
-        CityPrompts(world).decode_action(answer, world.observe(0))
+        CityPrompts(world).decode_action(answer, world.observe(0, 0))
 
 
 def test_the_prompt_shows_every_option_with_both_deltas():
     world = city()
     prompts = CityPrompts(world)
-    view = world.observe(0)
+    view = world.observe(0, 0)
     text = prompts.private_view(0, view)
     for option in view.options:
         assert f"district {option.district}" in text
@@ -182,7 +182,7 @@ def test_the_prompt_shows_every_option_with_both_deltas():
 
 
 def test_the_observation_is_a_plain_struct():
-    view = city().observe(0)
+    view = city().observe(0, 0)
     decoded = msgspec.json.decode(msgspec.json.encode(view))
     assert len(decoded["options"]) == 8
 

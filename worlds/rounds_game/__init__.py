@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from agora.engine.protocols import AnswerField, WorldParts
+from agora.engine.protocols import AnswerField, Missed, WorldParts
 from agora.engine.records import Message
 from agora.engine.seeding import Seeds
 
@@ -44,7 +44,9 @@ class RoundsGame:
     def __init__(self, config: RoundsConfig) -> None:
         self.config = config
         self._ids = tuple(range(config.agents))
-        self.given: list[list[int]] = [[] for _ in self._ids]
+        # One entry per round an agent had: what it gave, or None for a round it missed (no
+        # usable answer), so round t is always entry t whatever the answers were.
+        self.given: list[list[int | None]] = [[] for _ in self._ids]
 
     def agent_ids(self) -> Sequence[int]:
         return self._ids
@@ -52,24 +54,35 @@ class RoundsGame:
     def active_agents(self, tick: int, rng: np.random.Generator) -> Sequence[int]:
         return self._ids
 
-    def observe(self, agent_id: int) -> RoundView:
-        history = self.given[agent_id]
-        return RoundView(len(history) + 1, self.config.endowment, sum(history))
+    def observe(self, agent_id: int, tick: int) -> RoundView:
+        given = sum(amount for amount in self.given[agent_id] if amount is not None)
+        return RoundView(tick + 1, self.config.endowment, given)
 
     def annotate(self, agent_id: int, observation: Any, action: Any) -> dict[str, Any]:
         return {"share": action.amount / self.config.endowment}
 
     def apply(
-        self, tick: int, actions: Mapping[int, Any], rng: np.random.Generator
+        self,
+        tick: int,
+        actions: Mapping[int, Any],
+        rng: np.random.Generator,
+        missed: Mapping[int, Missed],
     ) -> dict[int, Any]:
         for agent, action in actions.items():
             self.given[agent].append(action.amount)
+        for agent in missed:
+            self.given[agent].append(None)
         return {agent: action.amount for agent, action in actions.items()}
 
     def metrics(self, tick: int) -> dict[str, Any]:
-        played = [h[tick] for h in self.given if len(h) > tick]
+        this_round = [h[tick] for h in self.given if len(h) > tick]
+        played = [amount for amount in this_round if amount is not None]
         mean = sum(played) / len(played) if played else 0.0
-        return {"mean_given": round(mean, 6), "played": len(played)}
+        return {
+            "mean_given": round(mean, 6),
+            "played": len(played),
+            "missed": len(this_round) - len(played),
+        }
 
     def digest(self, tick: int) -> str:
         digest = hashlib.blake2b(digest_size=16)

@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from agora.engine.protocols import Missed
 from agora.worlds.schelling_city.config import SchellingConfig
 from agora.worlds.schelling_city.utility import district_welfare, gini, optimal_allocation
 
@@ -111,7 +112,7 @@ class SchellingCity:
     def utility_of(self, population: int) -> float:
         return float(self._utility_at[population - 1]) if population > 0 else 0.0
 
-    def observe(self, agent_id: int) -> CityView:
+    def observe(self, agent_id: int, tick: int) -> CityView:
         origin = int(self.home[agent_id])
         populations = self._population_tuple()
         return CityView(
@@ -185,8 +186,13 @@ class SchellingCity:
         }
 
     def apply(
-        self, tick: int, actions: Mapping[int, Any], rng: np.random.Generator
+        self,
+        tick: int,
+        actions: Mapping[int, Any],
+        rng: np.random.Generator,
+        missed: Mapping[int, Missed],
     ) -> dict[int, Any]:
+        # A resident who missed its turn stays where it is: nothing to book for it.
         # Plain lists in the per-agent loops: numpy scalar access costs more than the work.
         home, populations = self.home.tolist(), self.populations.tolist()
         matrix = [[0, 0, 0], [0, 0, 0], [0, 0, 0]]
