@@ -153,6 +153,17 @@ def plan_run(
     environ: Mapping[str, str] | None = None,
 ) -> RunPlan:
     raw = apply_overrides(read_toml(config_path), overrides)
+    return plan_raw(raw, now=now, out_root=out_root, environ=environ)
+
+
+def plan_raw(
+    raw: dict[str, Any],
+    *,
+    now: datetime,
+    out_root: Path = Path("runs/out"),
+    environ: Mapping[str, str] | None = None,
+) -> RunPlan:
+    """``plan_run`` for a config already read (a notebook's dict, overrides applied)."""
     parts = _resolve(raw, os.environ if environ is None else environ)
     config = parts.config
     run_id = f"{config.run.name}-seed{config.run.seed}-{now.strftime('%Y%m%d-%H%M%S')}"
