@@ -24,7 +24,7 @@ _REASON_LIMIT = 500
 class LLMAgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     kind: str = "llm"
     # "{agent}" is replaced by the agent's number; unset, the world's own persona is used
-    # (the world names who its agents are: residents, players, ...).
+    # (the world names who its agents are).
     persona: str | None = None
     # How many of its own past outcomes an agent is reminded of.
     memory: Annotated[int, msgspec.Meta(ge=0)] = 3
@@ -150,7 +150,7 @@ class LLMAgent:
 
     def remember(self, tick: int, outcome: Any) -> None:
         if self.config.memory:
-            self.memory.append(f"round {tick + 1}: {self.prompts.describe_outcome(outcome)}")
+            self.memory.append(self.prompts.describe_outcome(tick, outcome))
 
 
 def _invalid(text: str, reason: str) -> Invalid:

@@ -133,9 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config_arguments(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
     if sweep:
-        parser.add_argument(
-            "config", type=Path, help="a TOML sweep config, e.g. runs/schelling_altruism.toml"
-        )
+        parser.add_argument("config", type=Path, help="a TOML sweep config (examples in runs/)")
         parser.add_argument("-q", "--quiet", action="store_true", help="no line per run")
     else:
         parser.add_argument(

@@ -1,7 +1,8 @@
 """Pictures of a replayed run: one PNG per tick and an animated GIF, drawn by the world itself.
 
-A world plugin that can draw itself has ``draw(world, ax)``; the engine adds the tick's metrics
-as a title. matplotlib runs headless (Agg), so this works on a cluster node without a display.
+A world plugin that can draw itself has ``draw(world, ax)`` (``world_reports.Draws``); the engine
+adds the tick's metrics as a title (the world's ``picture_metrics`` when it names them).
+matplotlib runs headless (Agg), so this works on a cluster node without a display.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agora.engine.replay import Replayer, ReplayError
+from agora.engine.world_reports import Draws, picture_metrics
 
 
 def write_frames(
@@ -20,16 +22,21 @@ def write_frames(
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    draw = getattr(replayer.world_plugin, "draw", None)
-    if draw is None:
+    plugin = replayer.world_plugin
+    if not isinstance(plugin, Draws):
         raise ReplayError(f"the world {replayer.logged.header.world!r} cannot draw itself")
+    shown = picture_metrics(plugin)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames: list[Path] = []
     while replayer.tick < last_tick:
         record = replayer.step()
         figure, ax = plt.subplots(figsize=(5, 5.4), dpi=100)
-        draw(replayer.world, ax)
-        scalars = {k: v for k, v in record.metrics.items() if k in ("poa", "gini")}
+        plugin.draw(replayer.world, ax)
+        scalars = {
+            k: v
+            for k, v in record.metrics.items()
+            if isinstance(v, int | float) and (shown is None or k in shown)
+        }
         detail = "  ".join(f"{k} {v:.3f}" for k, v in scalars.items())
         ax.set_title(f"tick {record.tick}   {detail}", fontsize=12)
         path = out_dir / f"tick_{record.tick:05d}.png"

@@ -100,7 +100,7 @@ class WorldPrompts(Protocol):
     def rules(self) -> str: ...
 
     def persona(self) -> str:
-        """Who an agent is, by default ("You are resident #{agent}."; "{agent}": its number)."""
+        """Who an agent is, by default ("You are player #{agent}."; "{agent}": its number)."""
         ...
 
     def shared_view(self, tick: int) -> str:
@@ -115,8 +115,9 @@ class WorldPrompts(Protocol):
         """Turn the answer's fields into the world's action, or raise ``ValueError`` saying why."""
         ...
 
-    def describe_outcome(self, outcome: Any) -> str:
-        """One line for the agent's memory about what its last action led to."""
+    def describe_outcome(self, tick: int, outcome: Any) -> str:
+        """The whole line for the agent's memory about what its action in ``tick`` led to
+        (the world's words, e.g. "round 3: you stayed ...")."""
         ...
 
 
@@ -133,13 +134,13 @@ class OfflineBehaviour(Protocol):
         """Return the answer's world fields (reasoning included) and the agent's stance label.
 
         ``signals`` is what the policies' views say, reduced to the share of what the agent sees
-        that speaks for each stance (e.g. ``{"altruist": 0.3}``), so a model of social
+        that speaks for each stance (e.g. ``{"cooperative": 0.3}``), so a model of social
         influence can react to a message board without knowing its types.
         """
         ...
 
     def describe(self) -> dict[str, Any]:
-        """The behavioural model's make-up (e.g. who is an altruist) for the run header."""
+        """The behavioural model's make-up (e.g. who holds which stance) for the run header."""
         ...
 
 

@@ -14,7 +14,9 @@ from typing import Any
 import polars as pl
 
 from agora.engine.frames import load_run
+from agora.engine.plugins import load_plugin
 from agora.engine.replay import Replayer, read_run
+from agora.engine.world_reports import Draws, table_axes
 
 
 def write_report(run_dir: Path) -> Path:
@@ -29,6 +31,7 @@ def write_report(run_dir: Path) -> Path:
     header = frames.header
     ticks = frames.ticks.sort("tick") if frames.ticks.height else frames.ticks
     decisions = frames.decisions
+    world_plugin = load_plugin("world", str(header["world"]), "world.kind")
     lines = [
         f"# Run {header['run_id']}",
         "",
@@ -83,8 +86,9 @@ def write_report(run_dir: Path) -> Path:
             signs = ["−", "0", "+"] if len(value) == 3 else [str(i) for i in range(len(value))]
             ax.set_xticks(range(len(value)), signs)
             ax.set_yticks(range(len(value)), signs)
-            ax.set_xlabel("sign of Δ system utility")
-            ax.set_ylabel("sign of Δ personal utility")
+            x_label, y_label = table_axes(world_plugin, name)
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(y_label)
             for i, cells in enumerate(summed):
                 for j, count in enumerate(cells):
                     ax.text(j, i, str(count), ha="center", va="center", fontsize=10)
@@ -185,12 +189,12 @@ def _final_picture(run_dir: Path, out: Path) -> str | None:
 
     logged = read_run(run_dir)
     replayer = Replayer(logged)
-    draw = getattr(replayer.world_plugin, "draw", None)
-    if draw is None or logged.last_tick < 0:
+    plugin = replayer.world_plugin
+    if not isinstance(plugin, Draws) or logged.last_tick < 0:
         return None
     replayer.advance_to(logged.last_tick)
     figure, ax = plt.subplots(figsize=(4.5, 4.8))
-    draw(replayer.world, ax)
+    plugin.draw(replayer.world, ax)
     ax.set_title(f"end of tick {logged.last_tick}")
     figure.savefig(out / "final_state.png", bbox_inches="tight", dpi=100)
     plt.close(figure)

@@ -1,11 +1,11 @@
 """``agora report SWEEP_DIR``: one document for a whole sweep, from its runs' logs alone.
 
 The engine's part is world-agnostic: the runs and how they ended, each tick metric over time per
-model and condition (mean over seeds), equilibrium values (mean of each run's last ticks, then
-mean ± sd over seeds), and square integer tables (behaviour matrices) summed per model and
-condition side by side. A world adds its own sections (the Schelling city's archetype verdict)
-through ``sweep_sections`` on its plugin, and the reasonings are coded when the world ships a
-codebook.
+model and condition (mean over seeds), last-ticks values (mean of each run's last ticks, then
+mean ± sd over seeds; the world may name them, ``world_reports.LabelsReport``), and square
+integer tables (behaviour matrices) summed per model and condition side by side. A world adds
+its own sections through ``sweep_sections`` on its plugin (``world_reports.SweepSections``), and
+the reasonings are coded when the world ships a codebook (``world_reports.HasCodebook``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ import numpy as np
 from agora.engine.frames import RunFrames, load_run
 from agora.engine.plugins import load_plugin
 from agora.engine.sweep import AnalysisSection, Manifest, read_manifest
+from agora.engine.world_reports import (
+    HasCodebook,
+    ReportsMetrics,
+    SweepSections,
+    last_ticks_label,
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ def load_sweep(sweep_dir: Path) -> tuple[Manifest, list[SweepRunData], list[str]
     return manifest, runs, left_out
 
 
-def equilibrium(rows: Sequence[dict[str, Any]], name: str, last: int) -> float | None:
+def last_ticks_mean(rows: Sequence[dict[str, Any]], name: str, last: int) -> float | None:
     """Mean of a scalar metric over the last ``last`` ticks (fewer if the run is shorter)."""
     values = [float(row[name]) for row in rows[-last:] if isinstance(row.get(name), int | float)]
     return float(np.mean(values)) if values else None
@@ -103,9 +109,10 @@ def write_sweep_report(sweep_dir: Path) -> Path:
     metrics = _metric_names(runs, analysis, world_plugin)
 
     if metrics:
+        label = last_ticks_label(world_plugin)
         lines += [
-            f"## Equilibrium (mean of each run's last {analysis.equilibrium_ticks} ticks; "
-            "mean ± sd over seeds)",
+            f"## {label[:1].upper()}{label[1:]} (mean of each run's last "
+            f"{analysis.equilibrium_ticks} ticks; mean ± sd over seeds)",
             "",
             "| model | condition | seeds | " + " | ".join(metrics) + " |",
             "|---|---|---|" + "---|" * len(metrics),
@@ -120,7 +127,7 @@ def write_sweep_report(sweep_dir: Path) -> Path:
                     values = [
                         v
                         for r in group
-                        if (v := equilibrium(r.metric_rows(), name, analysis.equilibrium_ticks))
+                        if (v := last_ticks_mean(r.metric_rows(), name, analysis.equilibrium_ticks))
                         is not None
                     ]
                     cells.append(_mean_sd(values))
@@ -132,11 +139,11 @@ def write_sweep_report(sweep_dir: Path) -> Path:
 
     lines += _matrix_section(plt, out, runs, models, conditions)
 
-    if world_plugin is not None and hasattr(world_plugin, "sweep_sections"):
+    if isinstance(world_plugin, SweepSections):
         for block in world_plugin.sweep_sections(runs, analysis, out):
             lines += [block, ""]
 
-    if world_plugin is not None and getattr(world_plugin, "codebook_path", None) is not None:
+    if isinstance(world_plugin, HasCodebook):
         from agora.engine.sweep_coding import coding_section
 
         lines += coding_section(runs, analysis, Path(world_plugin.codebook_path), out)
@@ -205,9 +212,8 @@ def _metric_names(
 ) -> list[str]:
     if analysis.metrics:
         return list(analysis.metrics)
-    preferred = getattr(world_plugin, "report_metrics", None)
-    if preferred:
-        return list(preferred)
+    if isinstance(world_plugin, ReportsMetrics) and world_plugin.report_metrics:
+        return list(world_plugin.report_metrics)
     for run in runs:
         rows = run.metric_rows()
         if rows:

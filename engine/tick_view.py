@@ -5,14 +5,15 @@ from __future__ import annotations
 import msgspec
 
 from agora.engine.replay import Replayer
+from agora.engine.world_reports import RendersState
 
 
 def render_tick(replayer: Replayer, tick: int, agents: set[int]) -> str:
     _, record = replayer.logged.ticks[tick]
     lines = [f"Tick {tick} of {replayer.logged.path} (state digest {record.digest}, matches)", ""]
-    render_state = getattr(replayer.prompts, "render_state", None)
-    if render_state is not None:
-        lines += [render_state(), ""]
+    prompts = replayer.prompts
+    if isinstance(prompts, RendersState):
+        lines += [prompts.render_state(), ""]
     scalars = {k: v for k, v in record.metrics.items() if isinstance(v, int | float)}
     lines.append("  ".join(f"{k} {v:g}" for k, v in scalars.items()))
     for policy in replayer.policies:

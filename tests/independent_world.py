@@ -92,8 +92,8 @@ class CounterPrompts:
             raise ValueError('"amount" must be an integer')
         return Add(amount)
 
-    def describe_outcome(self, outcome):
-        return f"your total is {outcome}"
+    def describe_outcome(self, tick, outcome):
+        return f"round {tick + 1}: your total is {outcome}"
 
 
 class CounterOffline:

@@ -136,8 +136,8 @@ class RoundsPrompts:
             raise ValueError(f'"give" must be between 0 and {view.endowment}')
         return Give(amount)
 
-    def describe_outcome(self, outcome: Any) -> str:
-        return f"you gave {outcome} coins"
+    def describe_outcome(self, tick: int, outcome: Any) -> str:
+        return f"round {tick + 1}: you gave {outcome} coins"
 
 
 class Givers:

@@ -28,6 +28,15 @@ class SchellingCityPlugin:
     report_metrics = ("poa", "gini", "altruistic_share", "egoistic_share")
     # The grounded-theory codebook a sweep report codes reasonings with.
     codebook_path = Path(__file__).with_name("codebook.toml")
+    # What a frame's title shows, and what the mean over a run's last ticks is called.
+    picture_metrics = ("poa", "gini")
+    last_ticks_label = "equilibrium"
+
+    def table_axes(self, name: str) -> tuple[str, str] | None:
+        """The behaviour matrix's axes: rows by Δ personal, columns by Δ system utility."""
+        if name != "matrix":
+            return None
+        return ("sign of Δ system utility", "sign of Δ personal utility")
 
     def sweep_sections(self, runs: Sequence[Any], analysis: Any, out: Path) -> list[str]:
         """Altruistic-act rates and the archetype verdict, for a sweep report."""

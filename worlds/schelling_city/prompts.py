@@ -177,7 +177,7 @@ class CityPrompts:
             return Relocation(move_to=None)
         return Relocation(move_to=number)
 
-    def describe_outcome(self, outcome: Any) -> str:
+    def describe_outcome(self, tick: int, outcome: Any) -> str:
         result: MoveOutcome = outcome
         if result.wanted is None:
             what = f"you stayed in district {result.district}"
@@ -188,7 +188,7 @@ class CityPrompts:
         else:
             what = f"you stayed in district {result.district}"
         return (
-            f"{what}; your satisfaction went from {result.utility_before:.3f} "
+            f"round {tick + 1}: {what}; your satisfaction went from {result.utility_before:.3f} "
             f"to {result.utility_after:.3f}."
         )
 
