@@ -20,7 +20,11 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
+# The backends agora ships; others are plug-ins (entry points in the ``agora.backends`` group,
+# or ``module:attribute`` names), each checking its own ``[inference.<name>]`` table.
 BACKENDS = ("offline", "openai-http", "litellm")
+
+ParamValue = str | int | float | bool
 
 
 class ConfigError(ValueError):
@@ -51,7 +55,8 @@ class OfflineSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    backend: Literal["offline", "openai-http", "litellm"] = "offline"
+    # Any registered backend plug-in (see ``agora.engine.inference.backends``).
+    backend: str = "offline"
     model: str = "offline"
     # Base URLs of OpenAI-compatible servers, e.g. "http://127.0.0.1:8000/v1".
     endpoints: list[str] = msgspec.field(default_factory=list)
@@ -99,6 +104,13 @@ class InferenceSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     budget_tokens: Positive | None = None
     budget_usd: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
     offline: OfflineSection = msgspec.field(default_factory=OfflineSection)
+    # Put on every request that carries none (e.g. a steering strength), for a backend plug-in
+    # that reads them; part of the cache key. The built-in transports send them nowhere.
+    params: dict[str, ParamValue] = msgspec.field(default_factory=dict)
+    # The backend's own options, checked by its plug-in: written ``[inference.<backend>]``,
+    # kept here by ``load_run_config`` (and so in a run header's resolved config). None for
+    # the offline backend, whose options are ``offline`` above.
+    options: Any = None
 
 
 class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -185,7 +197,12 @@ def check(raw: Any, type_: type[T], where: str = "") -> T:
 
 
 def load_run_config(raw: dict[str, Any], environ: Mapping[str, str]) -> RunConfig:
+    raw, backend_options = _backend_options(raw)
     config = check(raw, RunConfig)
+    if backend_options is not None:
+        config = msgspec.structs.replace(
+            config, inference=msgspec.structs.replace(config.inference, options=backend_options)
+        )
     if "kind" not in config.world:
         raise ConfigError(
             'world.kind: missing; name the world to run, e.g. kind = "schelling_city"'
@@ -218,6 +235,50 @@ def load_run_config(raw: dict[str, Any], environ: Mapping[str, str]) -> RunConfi
             f"inference.api_key_env: the environment variable {inference.api_key_env} is not set"
         )
     return config
+
+
+def _backend_options(raw: Any) -> tuple[Any, Any]:
+    """Take ``[inference.<backend>]`` out of the raw config and check it with the backend's
+    plug-in; the raw config is left for ``check`` to name anything else that is wrong.
+
+    A resolved config (a run header) keeps the checked options as ``inference.options``, a field
+    every reader of an inference section takes, and reads back from there."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("inference", {}), dict):
+        return raw, None
+    inference = dict(raw.get("inference", {}))
+    name = inference.get("backend", "offline")
+    if not isinstance(name, str):
+        return raw, None
+    plugin = load_backend(name)
+    if name == "offline":
+        # Its options are the offline section, a field of its own; "options" stays empty.
+        if inference.get("options") not in (None, {}):
+            raise ConfigError(
+                "inference.options: the offline backend's options go in [inference.offline]"
+            )
+        check(inference.get("offline", {}), plugin.config_type, "inference.offline")
+        inference["options"] = None
+        return {**raw, "inference": inference}, None
+    if name in InferenceSection.__struct_fields__:
+        raise ConfigError(f"inference.backend: {name!r} is an inference field, not a backend")
+    table = inference.pop(name, None)
+    stored = inference.pop("options", None)
+    if table is not None and stored not in (None, {}, table):
+        raise ConfigError(f"inference.options: give {name}'s options once, in [inference.{name}]")
+    options = check(
+        table if table is not None else stored or {}, plugin.config_type, f"inference.{name}"
+    )
+    return {**raw, "inference": inference}, options
+
+
+def load_backend(name: str) -> Any:
+    """The backend plug-in named ``name``, or a one-line ``ConfigError`` naming the choices."""
+    from agora.engine.plugins import available, load_plugin  # plugins imports this module
+
+    if ":" not in name and name not in available("backend"):
+        choices = ", ".join(available("backend")) or "none installed"
+        raise ConfigError(f"inference.backend: invalid enum value {name!r}; allowed: {choices}")
+    return load_plugin("backend", name, "inference.backend")
 
 
 # ---- turning msgspec's messages into one line a user can act on ---------------------------

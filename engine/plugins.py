@@ -1,4 +1,7 @@
-"""Find worlds, agents and policies by name: installed entry points, or ``module:attribute``."""
+"""Find worlds, agents, policies and inference backends by name.
+
+By installed entry point, or as ``module:attribute``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,12 @@ from typing import Any
 
 from agora.engine.config import ConfigError
 
-GROUPS = {"world": "agora.worlds", "agents": "agora.agents", "policy": "agora.policies"}
+GROUPS = {
+    "world": "agora.worlds",
+    "agents": "agora.agents",
+    "policy": "agora.policies",
+    "backend": "agora.backends",
+}
 
 
 def available(kind: str) -> list[str]:

@@ -48,6 +48,9 @@ class Request(msgspec.Struct, frozen=True):
     # The answer's JSON Schema, for servers that constrain decoding to it (None: any object).
     answer_schema: dict[str, Any] | None = None
     turn: Turn | None = None
+    # Parameters for a backend plugin that reads them (e.g. a steering strength); part of the
+    # cache key, ignored by transports that do not know them.
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Completion(msgspec.Struct, frozen=True):

@@ -1,8 +1,9 @@
 """The one place where a run's client is assembled from its config, layer by layer.
 
-Order, outermost first: cache (a hit costs nothing, not even a rate-limit slot), retries,
-limits (every attempt takes a slot), then the transport. Offline answers are free and exact,
-so they are not cached.
+The transport comes from the backend's plug-in (``engine/inference/backends.py``). Order,
+outermost first: request parameters, then, for every layered backend, cache (a hit costs
+nothing, not even a rate-limit slot), retries, limits (every attempt takes a slot), then the
+transport. Offline answers are free and exact, so they are not layered.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from agora.engine.config import InferenceSection
+import msgspec
+
+from agora.engine.config import InferenceSection, check, load_backend
+from agora.engine.inference.backends import BackendContext
 from agora.engine.inference.cache import CachedClient, ResponseCache
 from agora.engine.inference.limits import LimitedClient
-from agora.engine.inference.litellm_client import LiteLLMClient
-from agora.engine.inference.offline import OfflineClient
-from agora.engine.inference.openai_http import OpenAIHTTPClient
+from agora.engine.inference.params import ParamsClient
 from agora.engine.inference.retry import RetryingClient
 from agora.engine.protocols import LLMClient, OfflineBehaviour, Policy
 from agora.engine.seeding import Seeds
@@ -28,44 +30,25 @@ def build_client(
     seeds: Seeds,
     environ: Mapping[str, str],
 ) -> LLMClient:
+    plugin = load_backend(settings.backend)
     if settings.backend == "offline":
-        # Always labelled "offline": the behavioural model is never passed off as a model.
-        return OfflineClient(offline, policies, settings.offline)
-    api_key = environ.get(settings.api_key_env) if settings.api_key_env else None
-    transport: LLMClient
-    if settings.backend == "litellm":
-        transport = LiteLLMClient(
-            settings.model,
-            settings.endpoints,
-            api_key=api_key,
-            timeout_s=settings.timeout_s,
-            json_mode=settings.json_mode,
-            response_format=settings.response_format,
-            eject_after=settings.eject_after,
-            cooldown_s=settings.eject_cooldown_s,
-            connections=settings.concurrency,
-            adaptive=settings.adaptive_concurrency,
-            initial_concurrency=settings.initial_concurrency,
-            deadline_s=settings.request_deadline_s,
-        )
+        options = settings.offline
+    elif settings.options is None:  # a section built in code, not read by load_run_config
+        options = check({}, plugin.config_type, f"inference.{settings.backend}")
     else:
-        transport = OpenAIHTTPClient(
-            settings.endpoints,
-            settings.model,
-            api_key=api_key,
-            timeout_s=settings.timeout_s,
-            connections=settings.concurrency,
-            json_mode=settings.json_mode,
-            response_format=settings.response_format,
-            eject_after=settings.eject_after,
-            cooldown_s=settings.eject_cooldown_s,
-            adaptive=settings.adaptive_concurrency,
-            initial_concurrency=settings.initial_concurrency,
-            deadline_s=settings.request_deadline_s,
-            batch_max_size=settings.batch_max_size,
-            batch_max_wait_ms=settings.batch_max_wait_ms,
-            prompt_template=settings.prompt_template,
-        )
+        options = settings.options
+    context = BackendContext(offline, tuple(policies), seeds, environ)
+    client: LLMClient = plugin.build(settings, options, context)
+    if getattr(plugin, "layered", True):
+        client = _layered(client, settings, options, seeds)
+    if settings.params:
+        client = ParamsClient(client, settings.params)
+    return client
+
+
+def _layered(
+    transport: LLMClient, settings: InferenceSection, options: object, seeds: Seeds
+) -> LLMClient:
     limited = LimitedClient(
         transport,
         requests_per_minute=settings.requests_per_minute,
@@ -88,5 +71,9 @@ def build_client(
         # Two servers may give one model name to different weights: answers are kept per set of
         # servers (a fleet's replicas share one key, in any order).
         variant += "|servers=" + ",".join(sorted(settings.endpoints))
+        # A backend's own options may shape its answers too (the built-in ones take none).
+        encoded = msgspec.json.encode(options, order="sorted")
+        if encoded != b"{}":
+            variant += "|options=" + encoded.decode()
         client = CachedClient(client, ResponseCache(Path(settings.cache_dir), variant))
     return client

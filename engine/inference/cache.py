@@ -1,8 +1,9 @@
 """An on-disk response cache shared across runs: a rerun with it is exact and makes no request.
 
-The key is everything that determines an answer: model, messages, sampling parameters, seed and
-whether JSON was asked for. Only answers are stored, never failures, and each entry is written
-to a temporary file and renamed, so a crash never leaves a half-written entry.
+The key is everything that determines an answer: model, messages, sampling parameters, seed,
+whether JSON was asked for and the request's backend parameters. Only answers are stored, never
+failures, and each entry is written to a temporary file and renamed, so a crash never leaves a
+half-written entry.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class _Key(msgspec.Struct, array_like=True):
     answer_schema: dict[str, Any] | None
 
 
+class _KeyWithParams(_Key, array_like=True):
+    """A request with parameters; one without keeps the key it had before there were any."""
+
+    params: dict[str, Any]
+
+
 class ResponseCache:
     """``variant`` names the transport settings that shape answers beyond the request itself
     (backend, JSON mode, batching and its prompt template): answers under one variant are never
@@ -44,7 +51,7 @@ class ResponseCache:
         self._decode = msgspec.json.Decoder(Completion).decode
 
     def key(self, model: str, request: Request) -> str:
-        material = _Key(
+        fields = (
             self.variant,
             model,
             request.messages,
@@ -53,6 +60,11 @@ class ResponseCache:
             request.seed,
             request.json_answer,
             request.answer_schema,
+        )
+        material = (
+            _KeyWithParams(*fields, dict(sorted(request.params.items())))
+            if request.params
+            else _Key(*fields)
         )
         return hashlib.blake2b(self._encode(material), digest_size=20).hexdigest()
 
