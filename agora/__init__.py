@@ -16,6 +16,8 @@ from agora.engine.protocols import (
     WorldParts,
     WorldPrompts,
 )
+from agora.engine.record_kinds import DeclaresRecords, EmitsRecords
+from agora.engine.records import LogRecord
 from agora.engine.replay import Replayer, ReplayError
 from agora.engine.runner import RunSummary
 from agora.engine.seeding import Seeds
@@ -23,6 +25,9 @@ from agora.engine.seeding import Seeds
 __all__: list[str] = [
     "AnswerField",
     "ConfigError",
+    "DeclaresRecords",
+    "EmitsRecords",
+    "LogRecord",
     "OfflineBehaviour",
     "Policy",
     "ReplayError",

@@ -97,11 +97,13 @@ def measure_writes(log: Path, scratch: Path, count: int = WRITE_SAMPLE) -> dict[
     ``append_many`` a decision, as a run writes them; ``append_many``: 100 Decisions a write.
     """
     from agora.engine.log import RunLogWriter
-    from agora.engine.records import AnyRecord, Decision, Like, LogRecord, RunHeader
+    from agora.engine.record_kinds import RunRecords
+    from agora.engine.records import Decision, LogRecord, RunHeader
+    from agora.policies.message_board import Like
 
     lines = log.read_bytes().split(b"\n")
     header = msgspec.json.decode(lines[0], type=RunHeader)
-    decode = msgspec.json.Decoder(AnyRecord).decode
+    decode = RunRecords.of_header(header).decoder.decode
     decision_or_like = (b'{"kind":"decision"', b'{"kind":"like"')
     turns: list[list[LogRecord]] = []  # each decision with the likes logged after it
     for line in lines[1:]:
@@ -170,8 +172,8 @@ def measure_load_run(run_dir: Path) -> dict[str, float]:
     started = time.perf_counter()
     frames = load_run(run_dir)
     seconds = time.perf_counter() - started
-    rows = frames.decisions.height + frames.ticks.height + frames.posts.height
-    rows += frames.likes.height
+    rows = frames.decisions.height + frames.ticks.height
+    rows += sum(frame.height for frame in frames.records.values())
     del frames
     return {"total_s": seconds, "rows": rows}
 

@@ -105,6 +105,16 @@ def extract_json_object(text: str) -> dict[str, Any]:
     raise AnswerFormatError(refused or "the answer's JSON object is malformed")
 
 
+def extract_text(text: str) -> str:
+    """A prose answer (a free-text ask): without ``<think>`` blocks and surrounding space,
+    within ``MAX_ANSWER_CHARS``, not empty; else ``AnswerFormatError`` saying why."""
+    answer = _over_limit(text) if len(text) > MAX_ANSWER_CHARS else strip_think(text)
+    answer = answer.strip()
+    if not answer:
+        raise AnswerFormatError("empty answer")
+    return answer
+
+
 def _over_limit(text: str) -> str:
     """The answer without its ``<think>`` blocks, if that is within the limit; else refused.
 

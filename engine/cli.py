@@ -21,7 +21,7 @@ import structlog
 from agora.engine import __version__
 from agora.engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
 from agora.engine.inference.mock_server import MockServer, MockSettings, serve
-from agora.engine.integrity import FORMAT
+from agora.engine.integrity import CHECKS_FORMAT
 from agora.engine.log import LogBusyError, LogFormatError
 from agora.engine.pictures import write_frames
 from agora.engine.plugins import available, load_plugin
@@ -358,7 +358,9 @@ def _replay(args: argparse.Namespace) -> int:
         return _play(replayer, target, args.delay, set(args.agent or []))
     if args.tick is None:
         status = logged.end.status if logged.end else "unfinished (no end record)"
-        checked = "every decision's check and " if logged.header.format >= FORMAT else "every "
+        checked = (
+            "every decision's check and " if logged.header.format >= CHECKS_FORMAT else "every "
+        )
         print(
             f"agora replay: {logged.path}: {last + 1} ticks replayed from the log alone, "
             f"{checked}state digest matches; run {status}"

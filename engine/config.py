@@ -271,14 +271,16 @@ def _backend_options(raw: Any) -> tuple[Any, Any]:
     return {**raw, "inference": inference}, options
 
 
-def load_backend(name: str) -> Any:
+def load_backend(name: str, where: str = "inference.backend") -> Any:
     """The backend plug-in named ``name``, or a one-line ``ConfigError`` naming the choices."""
     from agora.engine.plugins import available, load_plugin  # plugins imports this module
 
     if ":" not in name and name not in available("backend"):
         choices = ", ".join(available("backend")) or "none installed"
-        raise ConfigError(f"inference.backend: invalid enum value {name!r}; allowed: {choices}")
-    return load_plugin("backend", name, "inference.backend")
+        raise ConfigError(
+            f"{where}: invalid enum value {name!r}; allowed: {choices} (or a plug-in's module:attr)"
+        )
+    return load_plugin("backend", name, where)
 
 
 # ---- turning msgspec's messages into one line a user can act on ---------------------------

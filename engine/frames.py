@@ -1,9 +1,11 @@
 """A run's log as polars DataFrames, one per record kind, for notebooks and reports.
 
-Lines are sorted by kind with array operations on the byte after ``{"kind":"`` (msgspec writes
-``kind`` first), each group's opening checked, and each group is parsed by polars' own NDJSON
-reader: no Python-level work per record, so a million-record log loads in about two seconds. A
-torn last line (a crash mid-write) is left out.
+Every kind the run's world and policies declare (the header lists them) gets its frame beside
+the engine's decisions and ticks; a line of a kind the run did not declare is an error naming
+its line, never left out. Lines are sorted by kind with array operations on the byte after
+``{"kind":"`` (msgspec writes ``kind`` first), each group's opening checked, and each group is
+parsed by polars' own NDJSON reader: no Python-level work per record, so a million-record log
+loads in about two seconds. A torn last line (a crash mid-write) is left out.
 
 The frames hold the run's effective records, as ``replay.read_run`` does: after a ``resume``
 record with ``rollback`` set, the records logged before it for a tick at or after its tick are
@@ -25,11 +27,23 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from agora.engine.log import BULK_KINDS, LOG_NAME, LineChunks, LogFormatError, opening, sort_by_kind
+from agora.engine.config import ConfigError
+from agora.engine.log import (
+    ENGINE_BULK_KINDS,
+    LOG_NAME,
+    LineChunks,
+    LogFormatError,
+    opening,
+    sort_by_kind,
+)
+from agora.engine.record_kinds import declared_kinds, kind_in, why_not
+from agora.engine.records import RunHeader
 
-_KINDS = BULK_KINDS
 _END = opening("end")
 _RESUME = opening("resume")
+_RUN = opening("run")
+# The engine's kinds that are neither frames nor bulk: read apart, or (a header) skipped.
+_OTHERS = ("resume", "end", "run")
 
 
 @dataclass(frozen=True)
@@ -37,9 +51,21 @@ class RunFrames:
     header: dict[str, Any]
     decisions: pl.DataFrame
     ticks: pl.DataFrame
-    posts: pl.DataFrame
-    likes: pl.DataFrame
+    # A frame per record kind the run's world and policies declare, by kind (the header's
+    # ``records`` says who declares each); a kind with no record has an empty frame.
+    records: dict[str, pl.DataFrame]
     end: dict[str, Any] | None
+
+    def of(self, kind: str) -> pl.DataFrame:
+        """The frame of ``kind``: ``decision``, ``tick`` or a declared one."""
+        if kind == "decision":
+            return self.decisions
+        if kind == "tick":
+            return self.ticks
+        if kind not in self.records:
+            known = ", ".join(["decision", "tick", *sorted(self.records)])
+            raise KeyError(f"{kind!r}: this run's log holds no such kind (it has {known})")
+        return self.records[kind]
 
 
 def load_run(path: str | Path) -> RunFrames:
@@ -49,14 +75,15 @@ def load_run(path: str | Path) -> RunFrames:
         log = log / LOG_NAME
     if not log.is_file():
         raise LogFormatError(f"{log}: no such log (is {path} a run directory?)")
-    sorted_ = _by_kind(log)
+    kinds = (*ENGINE_BULK_KINDS, *_declared(log))
+    sorted_ = _by_kind(log, kinds)
     if sorted_ is None:
-        sorted_ = _by_kind_line_by_line(log)
+        sorted_ = _by_kind_line_by_line(log, kinds)
     header, groups, others = sorted_
     # polars releases the GIL and infers a schema on one core: the decisions' schema is
     # inferred while the other kinds are read beside it.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = {kind: pool.submit(_frame, groups[kind]) for kind in _KINDS}
+        pending = {kind: pool.submit(_frame, groups[kind]) for kind in kinds}
         frames = {kind: future.result() for kind, future in pending.items()}
     resumes = [(number, line) for number, line in others.lines if line.startswith(_RESUME)]
     ends = [(number, line) for number, line in others.lines if line.startswith(_END)]
@@ -66,12 +93,30 @@ def load_run(path: str | Path) -> RunFrames:
     end = next((line for number, line in reversed(ends) if number > last_resume), None)
     return RunFrames(
         header=msgspec.json.decode(header),
-        decisions=frames["decision"],
-        ticks=frames["tick"],
-        posts=frames["post"],
-        likes=frames["like"],
+        decisions=frames.pop("decision"),
+        ticks=frames.pop("tick"),
+        records=frames,
         end=msgspec.json.decode(end) if end is not None else None,
     )
+
+
+def _declared(log: Path) -> list[str]:
+    """The kinds the log's header declares, read from its first line alone."""
+    with open(log, "rb") as file:
+        first = file.readline()
+    if not first.endswith(b"\n"):
+        _no_header(log, torn=bool(first))
+    line = _checked_header(log, first[:-1])
+    try:
+        header = msgspec.json.decode(line, type=RunHeader)
+    except msgspec.DecodeError as exc:
+        raise LogFormatError(f"{log}:1: not an agora log record ({exc})") from None
+    try:
+        return declared_kinds(header)
+    except ConfigError as exc:
+        raise LogFormatError(
+            f"{log}:1: the record kinds of the run cannot be read ({exc})"
+        ) from None
 
 
 @dataclass(eq=False)
@@ -89,7 +134,7 @@ class _Others:
             np.array_equal(
                 _joined(self.numbers.get(kind, [])), _joined(other.numbers.get(kind, []))
             )
-            for kind in _KINDS
+            for kind in {*self.numbers, *other.numbers}
         )
 
 
@@ -127,11 +172,11 @@ def _effective(
     return effective
 
 
-def _by_kind(log: Path) -> _Sorted | None:
+def _by_kind(log: Path, kinds: tuple[str, ...]) -> _Sorted | None:
     """The log sorted a chunk at a time; None where the exact sort must decide."""
     header: bytes | None = None
-    groups = {kind: bytearray() for kind in _KINDS}
-    others = _Others({kind: [] for kind in _KINDS}, [])
+    groups = {kind: bytearray() for kind in kinds}
+    others = _Others({kind: [] for kind in kinds}, [])
     chunks = LineChunks(log)
     number = 1  # of the next line
     for lines in chunks:
@@ -139,9 +184,11 @@ def _by_kind(log: Path) -> _Sorted | None:
             header = _checked_header(log, lines[0])
             del lines[0]
             number = 2
-        by_kind = sort_by_kind(lines, first_number=number)
+        by_kind = sort_by_kind(lines, kinds, first_number=number)
         if by_kind is None:
             return None
+        if not all(line.startswith((_RESUME, _END, _RUN)) for _, line in by_kind.others):
+            return None  # a kind the run did not declare, or no record: the exact sort names it
         number += len(lines)
         for kind, group in groups.items():
             chosen = by_kind.bulk[kind]
@@ -157,25 +204,32 @@ def _by_kind(log: Path) -> _Sorted | None:
     return header, dict(groups), others
 
 
-def _by_kind_line_by_line(log: Path) -> _Sorted:
-    """The exact sort, for a log the array sort cannot vouch for (a short or hand-made line)."""
+def _by_kind_line_by_line(log: Path, kinds: tuple[str, ...]) -> _Sorted:
+    """The exact sort, for a log the array sort cannot vouch for (a short or hand-made line);
+    a line of no kind of the run is an error naming it."""
     lines = log.read_bytes().split(b"\n")
     torn = lines.pop()
     if not lines:
         _no_header(log, torn=bool(torn))
     header = _checked_header(log, lines[0])
-    groups: dict[str, list[bytes]] = {kind: [] for kind in _KINDS}
-    numbers: dict[str, list[int]] = {kind: [] for kind in _KINDS}
-    prefixes = {kind: opening(kind) for kind in _KINDS}
+    groups: dict[str, list[bytes]] = {kind: [] for kind in kinds}
+    numbers: dict[str, list[int]] = {kind: [] for kind in kinds}
     others = _Others({}, [])
+    declared = kinds[len(ENGINE_BULK_KINDS) :]
+    prefixes = {kind: opening(kind) for kind in kinds}
     for number, line in enumerate(lines[1:], start=2):
-        for kind, prefix in prefixes.items():
-            if line.startswith(prefix):
-                groups[kind].append(line)
-                numbers[kind].append(number)
-                break
-        else:
+        # By its opening as msgspec writes it, else by decoding (a hand-made, spaced line).
+        kind = next((k for k, prefix in prefixes.items() if line.startswith(prefix)), None)
+        if kind is None:
+            kind = kind_in(line)
+        if kind in groups:
+            groups[kind].append(line)
+            numbers[kind].append(number)
+        elif kind in _OTHERS:
             others.lines.append((number, line))
+        else:
+            problem = "no object with a text 'kind'" if kind is None else f"kind {kind!r}"
+            raise LogFormatError(f"{log}:{number}: {why_not(line, problem, declared)}")
     others.numbers = {kind: [np.array(n, dtype=np.int64)] for kind, n in numbers.items()}
     return header, {kind: b"\n".join(rows) for kind, rows in groups.items()}, others
 

@@ -19,8 +19,11 @@ import msgspec
 
 from agora.engine.records import RunHeader
 
-# Logs of this format on carry ``header_hash`` and decision checks.
-FORMAT = 2
+# Logs of format 2 on carry ``header_hash`` and decision checks; of format 3 on, the header
+# lists the run's record kinds (``records``). New logs are written in the latest, ``FORMAT``.
+CHECKS_FORMAT = 2
+RECORDS_FORMAT = 3
+FORMAT = RECORDS_FORMAT
 
 _UNSEALED_TAIL = b'"check":""}'
 _SEALED_HEAD = b'"check":"'
@@ -29,7 +32,15 @@ _SEALED_LENGTH = len(_SEALED_HEAD) + 8 + 2  # '"check":"' + 8 hex digits + '"}'
 
 def header_hash(header: RunHeader) -> str:
     unsealed = msgspec.structs.replace(header, header_hash=None)
-    return hashlib.blake2b(msgspec.json.encode(unsealed), digest_size=16).hexdigest()
+    if header.format >= RECORDS_FORMAT:
+        encoded = msgspec.json.encode(unsealed)
+    else:
+        # An older header was hashed as written, without ``records``: re-encoded without it
+        # (a dict of the same fields encodes to the same bytes), so it still verifies.
+        fields = msgspec.to_builtins(unsealed)
+        del fields["records"]
+        encoded = msgspec.json.encode(fields)
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
 def sealed_header(header: RunHeader) -> RunHeader:
@@ -40,9 +51,12 @@ def sealed_header(header: RunHeader) -> RunHeader:
 
 def header_edited(header: RunHeader) -> bool:
     """True when the header's hash does not match it (a header of format 2 on without a hash
-    was edited too); older logs, which carry none, pass."""
+    was edited too, and so was one of format 2 whose hash cannot cover the record kinds it
+    lists); older logs, which carry none, pass."""
     if header.header_hash is None:
-        return header.format >= FORMAT
+        return header.format >= CHECKS_FORMAT
+    if header.format < RECORDS_FORMAT and header.records:
+        return True
     return header.header_hash != header_hash(header)
 
 

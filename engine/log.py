@@ -1,7 +1,8 @@
 """The run log: JSON lines, only ever appended to, each record flushed as it is written.
 
 ``RunLogWriter.sync`` (called at every tick end) fsyncs, so a crash loses at most the unfinished
-tick's tail. ``read_log`` names the file and line of anything that is not an agora record.
+tick's tail. ``read_log`` names the file and line of anything that is not an agora record, a
+record of a kind the run's header does not declare included (``record_kinds.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import fcntl
 import gc
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -22,8 +24,10 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from agora.engine.config import ConfigError
 from agora.engine.integrity import seal
-from agora.engine.records import AnyRecord, Decision, LogRecord
+from agora.engine.record_kinds import BUILTIN_KINDS, RunRecords, kind_in, kind_of
+from agora.engine.records import Decision, LogRecord, RunHeader
 
 LOG_NAME = "log.jsonl"
 
@@ -53,17 +57,36 @@ def _unencodable(record: LogRecord, exc: Exception) -> LogEncodeError:
     return LogEncodeError(f"a {kind!r} record cannot be logged: {type(exc).__name__}: {exc}")
 
 
+def _undeclared(record: LogRecord, records: RunRecords) -> LogEncodeError:
+    # Written, it would make the log unreadable: every reader refuses a kind the header lacks.
+    kind = kind_of(type(record))
+    declared = ", ".join(sorted(records.declared)) or "none"
+    return LogEncodeError(
+        f"a {kind!r} record cannot be logged: no plugin of this run declares that kind in its "
+        f"record_types (declared: {declared})"
+    )
+
+
 class RunLogWriter:
     """Appends records to a run's log, holding an exclusive lock on it while open.
 
     ``create`` writes the header to a temporary file and links it into place, so a log either
     does not exist or starts with a whole header, and an existing log is never overwritten.
+    With ``records`` (a run's record types) a record of any other type is refused before it is
+    written (``LogEncodeError``).
     """
 
     def __init__(
-        self, path: Path, *, append: bool = False, header: LogRecord | None = None
+        self,
+        path: Path,
+        *,
+        append: bool = False,
+        header: LogRecord | None = None,
+        records: RunRecords | None = None,
     ) -> None:
         self.path = path
+        self._records = records
+        self._allowed = records.types if records is not None else None
         self._encoder = msgspec.json.Encoder()
         self._buffer = bytearray()
         self.records = 0
@@ -94,6 +117,9 @@ class RunLogWriter:
     def append(self, record: LogRecord) -> None:
         # ``append_many`` of one record, without the tuple and the loop.
         buffer = self._buffer
+        if self._allowed is not None and type(record) not in self._allowed:
+            assert self._records is not None
+            raise _undeclared(record, self._records)
         try:
             self._encoder.encode_into(record, buffer)  # offset 0: replaces what the buffer held
         except UNENCODABLE as exc:
@@ -109,7 +135,11 @@ class RunLogWriter:
         self._buffer.clear()
         count = 0
         buffer = self._buffer
+        allowed = self._allowed
         for record in records:
+            if allowed is not None and type(record) not in allowed:
+                assert self._records is not None
+                raise _undeclared(record, self._records)  # before the write: none is logged
             start = len(buffer)
             try:
                 self._encoder.encode_into(record, buffer, -1)
@@ -166,20 +196,36 @@ def check_not_busy(path: Path) -> None:
         fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
-_decoder: msgspec.json.Decoder[AnyRecord] = msgspec.json.Decoder(AnyRecord)
+# The header is read before the run's kinds are known: with the engine's own kinds alone.
+ENGINE_RECORDS = RunRecords()
 
 
-def read_log(path: Path, *, allow_torn_tail: bool = False) -> Iterator[AnyRecord]:
-    """Yield the log's records in order.
+def run_records(path: Path, header: RunHeader) -> RunRecords:
+    """The record types of the run ``header`` starts, or ``LogFormatError`` naming its line."""
+    try:
+        return RunRecords.of_header(header)
+    except ConfigError as exc:
+        raise LogFormatError(
+            f"{path}:1: the record kinds of the run cannot be read ({exc})"
+        ) from None
+
+
+def read_log(
+    path: Path, *, allow_torn_tail: bool = False, records: RunRecords | None = None
+) -> Iterator[LogRecord]:
+    """Yield the log's records in order, decoded as the kinds ``records`` holds (default: the
+    kinds the log's header declares, their types found through the plugins it names).
 
     A last line without its newline is what a crash mid-write leaves; it is skipped when
     ``allow_torn_tail`` is set and is an error otherwise.
     """
-    for _, record in read_numbered(path, allow_torn_tail=allow_torn_tail):
+    for _, record in read_numbered(path, allow_torn_tail=allow_torn_tail, records=records):
         yield record
 
 
-def read_numbered(path: Path, *, allow_torn_tail: bool = False) -> Iterator[tuple[int, AnyRecord]]:
+def read_numbered(
+    path: Path, *, allow_torn_tail: bool = False, records: RunRecords | None = None
+) -> Iterator[tuple[int, LogRecord]]:
     """``read_log`` with each record's line number, for errors that point at a line."""
     try:
         file = open(path, "rb")  # noqa: SIM115 - closed below
@@ -187,22 +233,32 @@ def read_numbered(path: Path, *, allow_torn_tail: bool = False) -> Iterator[tupl
         raise LogFormatError(f"{path}: no such log") from None
     with file:
         data = file.read()
-    yield from numbered_records(path, data, allow_torn_tail=allow_torn_tail)
+    yield from numbered_records(path, data, allow_torn_tail=allow_torn_tail, records=records)
 
 
 def numbered_records(
-    path: Path, data: bytes, *, allow_torn_tail: bool = False
-) -> Iterator[tuple[int, AnyRecord]]:
+    path: Path, data: bytes, *, allow_torn_tail: bool = False, records: RunRecords | None = None
+) -> Iterator[tuple[int, LogRecord]]:
     """``read_numbered`` on a log's bytes already read; ``path`` only names it in errors."""
     lines = data.split(b"\n")
     torn = lines.pop()  # empty when the file ends with a newline
+    kinds = records if records is not None else ENGINE_RECORDS
+    decode = kinds.decoder.decode
     for number, line in enumerate(lines, start=1):
         try:
-            record = _decoder.decode(line)
+            record = decode(line)
         except msgspec.DecodeError as exc:
-            raise LogFormatError(f"{path}:{number}: not an agora log record ({exc})") from None
-        if number == 1 and record.__struct_config__.tag != "run":
-            raise LogFormatError(f"{path}:1: an agora log starts with a 'run' header record")
+            if number == 1 and kind_in(line) not in (None, "run"):
+                raise LogFormatError(
+                    f"{path}:1: an agora log starts with a 'run' header record"
+                ) from None
+            raise LogFormatError(f"{path}:{number}: {kinds.why_not(line, exc)}") from None
+        if number == 1:
+            if not isinstance(record, RunHeader):
+                raise LogFormatError(f"{path}:1: an agora log starts with a 'run' header record")
+            if records is None:
+                kinds = run_records(path, record)
+                decode = kinds.decoder.decode
         yield number, record
     if not lines and torn:
         raise LogFormatError(f"{path}:1: the run header is incomplete (torn write)")
@@ -212,9 +268,9 @@ def numbered_records(
 
 # ---- reading a large log fast ------------------------------------------------------------
 
-# The kinds a log holds by the hundred thousand; their first letters differ, and msgspec writes
-# ``kind`` first, so the byte after '{"kind":"' sorts a line without decoding it.
-BULK_KINDS = ("decision", "tick", "post", "like")
+# The engine's kinds a log holds by the hundred thousand; a run's declared kinds join them.
+# msgspec writes ``kind`` first, so the byte after '{"kind":"' sorts a line without decoding it.
+ENGINE_BULK_KINDS = ("decision", "tick")
 _KIND_BYTE = len(b'{"kind":"')
 
 
@@ -258,25 +314,36 @@ class LinesByKind:
     others: list[tuple[int, bytes]]
 
 
-def sort_by_kind(lines: list[bytes], first_number: int = 1) -> LinesByKind | None:
-    """Sort ``lines`` (numbered from ``first_number``) by kind with array operations.
+def sort_by_kind(
+    lines: list[bytes], kinds: Sequence[str] = ENGINE_BULK_KINDS, first_number: int = 1
+) -> LinesByKind | None:
+    """Sort ``lines`` (numbered from ``first_number``) into ``kinds`` with array operations.
 
-    A line is placed by one byte, so the caller checks that each line is of the kind it was
-    placed as (a typed decoder does, and fails on any other). None when a line is too short to
-    hold a kind: the caller then takes the exact line-by-line path, which names the line.
+    A kind whose first letter no other kind of the run has (the engine's included) is placed
+    by that one byte, so the caller checks that each line is of the kind it was placed as (a
+    typed decoder does, and fails on any other). Kinds that share a first letter (``tick`` and
+    a world's ``trade``) are told apart by their whole opening, looked at only on the lines
+    with that letter. None when a line is too short to hold a kind: the caller then takes the
+    exact line-by-line path, which names the line.
     """
     try:
         codes = np.fromiter(map(itemgetter(_KIND_BYTE), lines), dtype=np.uint8, count=len(lines))
     except IndexError:
         return None
+    letters = Counter(kind[0] for kind in {*kinds, *BUILTIN_KINDS})
     # One object array so each kind is one masked take, not a Python loop over every line.
     objects = np.empty(len(lines), dtype=object)
     objects[:] = lines
     bulk: dict[str, list[bytes]] = {}
     numbers: dict[str, NDArray[np.int64]] = {}
     rest = np.ones(len(lines), dtype=bool)
-    for kind in BULK_KINDS:
+    for kind in kinds:
         mask = codes == ord(kind[0])
+        if letters[kind[0]] > 1:
+            head = opening(kind)
+            candidates = np.flatnonzero(mask)
+            mask = np.zeros(len(lines), dtype=bool)
+            mask[[i for i in candidates.tolist() if lines[i].startswith(head)]] = True
         bulk[kind] = objects[mask].tolist()
         numbers[kind] = np.flatnonzero(mask) + first_number
         rest &= ~mask

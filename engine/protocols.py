@@ -121,6 +121,68 @@ class WorldPrompts(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One call of a multi-ask turn, as the world declares it once for the run.
+
+    ``fields`` are the answer's fields for this call (its schema is built once from them);
+    ``max_reasks`` is its own re-ask budget (None: the run's ``inference.max_reasks``);
+    ``policies``: whether the policies' answer fields (a board post) are asked in this call;
+    ``reasoning``: whether the answer must carry a non-empty ``"reasoning"`` (a rating on a
+    scale needs none, a choice does); ``free_text``: the answer is prose, not JSON (a message,
+    a justification), given to ``decode_ask`` as ``{"text": ...}``; its prompt says what to
+    write and ``fields`` are not shown."""
+
+    name: str
+    fields: Sequence[AnswerField]
+    max_reasks: int | None = None
+    policies: bool = False
+    reasoning: bool = False
+    free_text: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AskNow:
+    """The ask a turn makes next: which declared ask, and its words for this agent now."""
+
+    name: str
+    prompt: str
+
+
+@runtime_checkable
+class AsksInTurns(Protocol):
+    """World prompts whose turn is a sequence of asks in one conversation (a questionnaire,
+    rate → choose → rate again) rather than one answer. Optional: a world without it has one
+    ask per turn, built from ``answer_fields`` and ``decode_action``.
+
+    The engine asks ``next_ask`` until it returns None; each answer is decoded by
+    ``decode_ask`` (a ``ValueError`` makes it invalid and re-asked within the ask's budget)
+    and the earlier asks' decoded answers, by ask name, are given to every later call. A turn
+    whose ask stays invalid ends there: the agent missed it ("invalid")."""
+
+    def asks(self) -> Sequence[Ask]:
+        """Every ask a turn may make, declared once (prompts, schemas, budgets)."""
+        ...
+
+    def next_ask(self, observation: Any, answers: Mapping[str, Any]) -> AskNow | None:
+        """The next ask given the answers so far (empty at the start), or None: turn over."""
+        ...
+
+    def decode_ask(
+        self, name: str, answer: Mapping[str, Any], observation: Any, answers: Mapping[str, Any]
+    ) -> Any:
+        """One ask's answer as the JSON-able value the world keeps, or ``ValueError`` why not."""
+        ...
+
+    def decode_turn(self, observation: Any, answers: Mapping[str, Any]) -> Any:
+        """The turn's action from all its answers."""
+        ...
+
+
+def asks_in_turns(prompts: WorldPrompts) -> AsksInTurns | None:
+    return prompts if isinstance(prompts, AsksInTurns) else None
+
+
 class OfflineBehaviour(Protocol):
     """The seeded behavioural model that stands in for a model on the offline backend."""
 
@@ -144,12 +206,46 @@ class OfflineBehaviour(Protocol):
         ...
 
 
+@runtime_checkable
+class AnswersAsks(Protocol):
+    """An offline behaviour that answers the asks of multi-ask turns (optional)."""
+
+    def answer_ask(
+        self,
+        agent_id: AgentId,
+        ask: str,
+        observation: Any,
+        answers: Mapping[str, Any],
+        rng: np.random.Generator,
+        signals: Mapping[str, float],
+    ) -> tuple[dict[str, Any], str]:
+        """The answer's fields for ``ask`` given the earlier answers, and the stance label the
+        policies write in their fields when the ask carries them (as ``decide``)."""
+        ...
+
+
+@runtime_checkable
+class Remembers(Protocol):
+    """An offline behaviour with state of its own (a belief updated by prediction error).
+
+    Its state must be a function of the outcomes it was told: the engine tells it every
+    outcome, each agent's in tick order, in a run, a resume (which rebuilds it by replay) and a
+    replay, so a killed run resumes with the state an unbroken one would have had. Keep it
+    per agent: across agents the order differs (free-running agents finish in any order)."""
+
+    def remember(self, agent_id: AgentId, tick: int, outcome: Any) -> None: ...
+
+
 class Policy(Protocol):
     """A service beside the world that agents see and act on (a message board, an institution)."""
 
     name: str
 
-    def view(self, agent_id: AgentId, tick: int) -> Any: ...
+    def view(self, agent_id: AgentId, tick: int) -> Any:
+        """What the agent sees in ``tick``. Runs, resumes, replays and renderings call it in
+        different orders (free-running agents ahead of a tick's close): it must change no state
+        that ``digest`` covers."""
+        ...
 
     def render(self, view: Any) -> str: ...
 
@@ -190,6 +286,29 @@ class Agent(Protocol):
         ...
 
     def remember(self, tick: int, outcome: Any) -> None: ...
+
+
+@runtime_checkable
+class MultiAskAgent(Agent, Protocol):
+    """An agent that can take multi-ask turns (``AsksInTurns`` worlds); the LLM agent can."""
+
+    def ask_request(
+        self,
+        turn: Turn,
+        ask: AskNow,
+        earlier: Sequence[tuple[AskNow, str]],
+        answers: Mapping[str, Any],
+        seed: int,
+    ) -> Request:
+        """The request for one ask of a multi-ask turn: the turn's context, the earlier asks
+        with their valid answers' texts (one conversation), then this ask."""
+        ...
+
+    def parse_ask(
+        self, text: str, turn: Turn, ask: AskNow, answers: Mapping[str, Any]
+    ) -> Parsed | Invalid:
+        """One ask's answer: ``Parsed.action`` holds the ask's decoded value."""
+        ...
 
 
 class LLMClient(Protocol):

@@ -1,6 +1,7 @@
 """Data that crosses a boundary: requests to a model, its answers, and the run log's records.
 
-Every log record is a ``msgspec.Struct`` tagged by ``kind`` so one decoder reads a whole log.
+Every log record is a ``msgspec.Struct`` tagged by ``kind``, so one decoder, built for the kinds
+a run declares (``record_kinds.py``), reads its whole log.
 Fields that hold wall-clock time (or a hash over it) are listed in ``TIMING_FIELDS``: they are
 the only fields that may differ between two runs with the same seed and the same model answers.
 """
@@ -34,6 +35,17 @@ class Turn(msgspec.Struct, frozen=True):
     views: dict[str, Any]
 
 
+class AskCall(msgspec.Struct, frozen=True):
+    """One call of a multi-ask turn: the ask's name, the earlier asks' decoded answers, and
+    whether the policies' answer fields are asked in it."""
+
+    name: str
+    answers: dict[str, Any]
+    policies: bool = False
+    # The answer is prose: the offline backend answers the behaviour's "text" as it is.
+    free_text: bool = False
+
+
 class Request(msgspec.Struct, frozen=True):
     """One call to a model. ``turn`` travels with it for the offline backend, never on the wire."""
 
@@ -51,6 +63,9 @@ class Request(msgspec.Struct, frozen=True):
     # Parameters for a backend plugin that reads them (e.g. a steering strength); part of the
     # cache key, ignored by transports that do not know them.
     params: dict[str, Any] = msgspec.field(default_factory=dict)
+    # In a multi-ask turn, which ask this call is (for the offline backend; a model reads it
+    # from the conversation). None: a one-ask turn. Never on the wire, as ``turn``.
+    ask: AskCall | None = None
 
 
 class Completion(msgspec.Struct, frozen=True):
@@ -111,6 +126,9 @@ class RunHeader(LogRecord, tag="run"):
     format: int = 1
     # Each endpoint's answer format (json_schema, ...) and how its probe went.
     endpoints: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Format 3 on: each record kind of the run's world and policies → who declares it
+    # ("world", "policies.<name>"), so a reader finds its type by the plugin that name leads to.
+    records: dict[str, str] = msgspec.field(default_factory=dict)
     # Format 2 on: blake2b of this record encoded with ``header_hash`` None (``integrity.py``),
     # so an edited config is refused by resume and replay. None in older logs.
     header_hash: str | None = None
@@ -120,6 +138,27 @@ class InvalidAttempt(msgspec.Struct, frozen=True, omit_defaults=True):
     raw: str
     reason: str
     # As ``Decision.raw_chars`` and ``raw_sha256``; left out of the line when ``raw`` is whole.
+    raw_chars: int | None = None
+    raw_sha256: str | None = None
+
+
+class Call(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One ask of a multi-ask turn as it went: its last answer, and what getting it took."""
+
+    ask: str
+    valid: bool
+    raw: str
+    attempts: int
+    requests: int
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    cached: bool = False
+    # The ask's decoded value when valid (what later asks and the world were given).
+    answer: Any = None
+    reasoning: str = ""
+    invalid_reason: str | None = None
+    invalid_attempts: list[InvalidAttempt] = msgspec.field(default_factory=list)
     raw_chars: int | None = None
     raw_sha256: str | None = None
 
@@ -143,31 +182,21 @@ class Decision(LogRecord, tag="decision"):
     cached: bool
     latency_s: float
     cost_usd: float = 0.0
-    # The answer's fields that policies read (board posts and likes), so replay needs no parsing.
+    # The answer's fields that policies read, so replay needs no parsing.
     fields: dict[str, Any] = msgspec.field(default_factory=dict)
     # Set only when ``raw`` holds just the head of a long answer: the whole answer's length in
     # characters and the first 16 hex digits of the SHA-256 of its UTF-8 (both None when ``raw``
     # is the whole answer, and in logs written before these fields).
     raw_chars: int | None = None
     raw_sha256: str | None = None
+    # A multi-ask turn's calls in order (``raw``, ``attempts``, tokens and latency above are
+    # then the last call's and the turn's totals); None for a one-ask turn, which is the
+    # decision itself. A turn whose ask stayed invalid lists the calls up to that one.
+    calls: list[Call] | None = None
     # CRC-32 of the record's line with this field empty, set by the log writer (``integrity.py``)
     # so replay can name an edited decision's line. KEEP IT THE LAST FIELD: the writer fills it
     # in at the end of the encoded line.
     check: str = ""
-
-
-class Post(LogRecord, tag="post"):
-    tick: int
-    post_id: int
-    author: AgentId
-    text: str
-    truncated: bool = False
-
-
-class Like(LogRecord, tag="like"):
-    tick: int
-    agent: AgentId
-    post_id: int
 
 
 class TickEnd(LogRecord, tag="tick"):
@@ -213,4 +242,6 @@ class RunEnd(LogRecord, tag="end"):
     cost_usd: float = 0.0
 
 
-AnyRecord = RunHeader | Decision | Post | Like | TickEnd | Resumed | RunEnd
+# The engine's own kinds. Worlds and policies add theirs (``record_kinds.py``): a run's log is
+# read with a decoder built for the kinds its header declares.
+AnyRecord = RunHeader | Decision | TickEnd | Resumed | RunEnd

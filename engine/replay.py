@@ -29,24 +29,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agora.engine.config import ConfigError, InferenceSection, check
-from agora.engine.integrity import FORMAT, decision_intact, header_edited
+from agora.engine.integrity import CHECKS_FORMAT, decision_intact, header_edited
 from agora.engine.log import (
+    ENGINE_BULK_KINDS,
+    ENGINE_RECORDS,
     LOG_NAME,
     LineChunks,
     LogFormatError,
     gc_paused,
     numbered_records,
     opening,
+    run_records,
     sort_by_kind,
 )
 from agora.engine.plugins import load_plugin
-from agora.engine.protocols import Agent, Missed, Policy, World, WorldPrompts
+from agora.engine.protocols import Agent, Missed, Policy, Remembers, World, WorldPrompts
+from agora.engine.record_kinds import RunRecords, world_records
 from agora.engine.records import (
     AgentId,
-    AnyRecord,
     Decision,
-    Like,
-    Post,
+    LogRecord,
     Resumed,
     RunEnd,
     RunHeader,
@@ -68,8 +70,11 @@ class LoggedRun:
     header: RunHeader
     decisions: dict[int, list[Decision]] = field(default_factory=lambda: defaultdict(list))
     ticks: dict[int, tuple[int, TickEnd]] = field(default_factory=dict)
-    posts: dict[int, list[Post]] = field(default_factory=lambda: defaultdict(list))
-    likes: dict[int, list[Like]] = field(default_factory=lambda: defaultdict(list))
+    # The records of each kind the world and the policies declare, by kind then tick (every
+    # declared kind has an entry, a kind with no record an empty one).
+    records: dict[str, dict[int, list[LogRecord]]] = field(default_factory=dict)
+    # The run's record types, as its header declares them.
+    kinds: RunRecords = field(default_factory=RunRecords)
     end: RunEnd | None = None
     lines: int = 0
     torn: bool = False
@@ -99,19 +104,21 @@ def read_run(run: str | Path) -> LoggedRun:
             data = path.read_bytes()
             logged = _read_in_order(path, data)
             logged.torn = not data.endswith(b"\n")
-    if header_edited(logged.header):
+    return logged
+
+
+def _unedited(path: Path, header: RunHeader) -> RunHeader:
+    """``header``, checked before anything is read by it (the kinds it lists above all)."""
+    if header_edited(header):
         raise ReplayError(
             f"{path}:1: the run header was edited (its hash does not match); resume and replay "
             "rebuild the run from it: put back the header as the run wrote it"
         )
-    return logged
+    return header
 
 
-_ANY_RECORD: msgspec.json.Decoder[AnyRecord] = msgspec.json.Decoder(AnyRecord)
 _DECISIONS = msgspec.json.Decoder(Decision)
 _TICKS = msgspec.json.Decoder(TickEnd)
-_POSTS = msgspec.json.Decoder(Post)
-_LIKES = msgspec.json.Decoder(Like)
 
 
 def _read_by_kind(path: Path) -> LoggedRun | None:
@@ -122,11 +129,12 @@ def _read_by_kind(path: Path) -> LoggedRun | None:
     line-by-line path then reads the log, or names the file and line at fault.
     """
     header: RunHeader | None = None
+    kinds = ENGINE_RECORDS
+    bulk: tuple[str, ...] = ENGINE_BULK_KINDS
     decisions: list[Decision] = []
     ticks: list[TickEnd] = []
-    posts: list[Post] = []
-    likes: list[Like] = []
-    numbers: dict[str, list[NDArray[np.int64]]] = {kind: [] for kind in _BULK}
+    declared: dict[str, list[LogRecord]] = {}
+    numbers: dict[str, list[NDArray[np.int64]]] = {}
     ends: list[tuple[int, RunEnd]] = []
     resumes: list[tuple[int, Resumed]] = []
     number = 1  # of the next line
@@ -134,24 +142,31 @@ def _read_by_kind(path: Path) -> LoggedRun | None:
     for lines in chunks:
         if header is None:
             try:
-                first = _ANY_RECORD.decode(lines[0])
+                first = ENGINE_RECORDS.decoder.decode(lines[0])
             except msgspec.DecodeError:
                 return None
             if not isinstance(first, RunHeader):
                 return None
-            header = first
+            header = _unedited(path, first)
+            try:
+                kinds = run_records(path, header)
+            except LogFormatError as exc:
+                raise ReplayError(str(exc)) from None
+            bulk = (*ENGINE_BULK_KINDS, *kinds.declared)
+            declared = {kind: [] for kind in kinds.declared}
+            numbers = {kind: [] for kind in bulk}
             del lines[0]
             number = 2
-        by_kind = sort_by_kind(lines, first_number=number)
+        by_kind = sort_by_kind(lines, bulk, first_number=number)
         if by_kind is None:
             return None
         try:
             # map: the decoders loop in C, a million records with no Python-level loop.
             decisions += map(_DECISIONS.decode, by_kind.bulk["decision"])
             ticks += map(_TICKS.decode, by_kind.bulk["tick"])
-            posts += map(_POSTS.decode, by_kind.bulk["post"])
-            likes += map(_LIKES.decode, by_kind.bulk["like"])
-            others = [(n, _ANY_RECORD.decode(line)) for n, line in by_kind.others]
+            for kind, records in declared.items():
+                records += map(kinds.decoder_of(kind).decode, by_kind.bulk[kind])
+            others = [(n, kinds.decoder.decode(line)) for n, line in by_kind.others]
         except msgspec.DecodeError:
             return None
         for line_number, other in others:
@@ -161,13 +176,15 @@ def _read_by_kind(path: Path) -> LoggedRun | None:
                 resumes.append((line_number, other))
             elif not isinstance(other, RunHeader):
                 return None
-        for kind in _BULK:
+        for kind in bulk:
             numbers[kind].append(by_kind.numbers[kind])
         number += len(lines)
     if header is None:
         return None
     last_line = number - 1
-    logged = LoggedRun(path=path, header=header, lines=last_line if last_line > 1 else 0)
+    logged = LoggedRun(
+        path=path, header=header, lines=last_line if last_line > 1 else 0, kinds=kinds
+    )
     joined = {
         kind: np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
         for kind, arrays in numbers.items()
@@ -176,16 +193,12 @@ def _read_by_kind(path: Path) -> LoggedRun | None:
         logged,
         (decisions, joined["decision"]),
         (ticks, joined["tick"]),
-        (posts, joined["post"]),
-        (likes, joined["like"]),
+        {kind: (records, joined[kind]) for kind, records in declared.items()},
         ends,
         resumes,
     )
     logged.torn = chunks.torn != b""
     return logged
-
-
-_BULK = ("decision", "tick", "post", "like")
 
 
 class _Ticked(Protocol):
@@ -201,8 +214,7 @@ def _fill(
     logged: LoggedRun,
     decided: _Numbered[Decision],
     closed: _Numbered[TickEnd],
-    posted: _Numbered[Post],
-    liked: _Numbered[Like],
+    declared: dict[str, _Numbered[Any]],
     ends: list[tuple[int, RunEnd]],
     resumes: list[tuple[int, Resumed]],
 ) -> None:
@@ -211,8 +223,6 @@ def _fill(
     rollbacks = [(line, record.tick) for line, record in resumes if record.rollback]
     decisions = _effective(*decided, rollbacks)
     ticks = _effective(*closed, rollbacks)
-    posts = _effective(*posted, rollbacks)
-    likes = _effective(*liked, rollbacks)
     if resumes:
         decisions = _last_of_each(decisions)
     logged.superseded = len(decided[0]) - len(decisions[0])
@@ -223,10 +233,11 @@ def _fill(
     by_tick = attrgetter("tick")
     for tick, group in groupby(decisions[0], by_tick):
         logged.decisions[tick].extend(group)
-    for tick, post_group in groupby(posts[0], by_tick):
-        logged.posts[tick].extend(post_group)
-    for tick, like_group in groupby(likes[0], by_tick):
-        logged.likes[tick].extend(like_group)
+    for kind, numbered in declared.items():
+        by_tick_of_kind: dict[int, list[LogRecord]] = defaultdict(list)
+        for tick, kind_group in groupby(_effective(*numbered, rollbacks)[0], by_tick):
+            by_tick_of_kind[tick].extend(kind_group)
+        logged.records[kind] = by_tick_of_kind
     for line, record in zip(ticks[1].tolist(), ticks[0], strict=True):
         logged.ticks[record.tick] = (line, record)
 
@@ -285,6 +296,7 @@ def _last_of_each(decisions: _Numbered[Decision]) -> _Numbered[Decision]:
 
 
 def _read_in_order(path: Path, data: bytes) -> LoggedRun:
+    # Decoded as the kinds the header declares (the reader finds them once it has read it).
     numbered = numbered_records(path, data, allow_torn_tail=True)
     try:
         first = next(numbered, None)
@@ -292,8 +304,10 @@ def _read_in_order(path: Path, data: bytes) -> LoggedRun:
             raise ReplayError(f"{path}: empty; an agora log starts with a 'run' header record")
         _, header = first
         assert isinstance(header, RunHeader)
-        logged = LoggedRun(path=path, header=header)
-        found: dict[str, tuple[list[Any], list[int]]] = {kind: ([], []) for kind in _BULK}
+        kinds = run_records(path, _unedited(path, header))
+        logged = LoggedRun(path=path, header=header, kinds=kinds)
+        bulk = (*ENGINE_BULK_KINDS, *kinds.declared)
+        found: dict[str, tuple[list[Any], list[int]]] = {kind: ([], []) for kind in bulk}
         ends: list[tuple[int, RunEnd]] = []
         resumes: list[tuple[int, Resumed]] = []
         for number, record in numbered:
@@ -302,14 +316,15 @@ def _read_in_order(path: Path, data: bytes) -> LoggedRun:
                 ends.append((number, record))
             elif isinstance(record, Resumed):
                 resumes.append((number, record))
-            elif isinstance(record, Decision | TickEnd | Post | Like):
+            elif not isinstance(record, RunHeader):
                 records, lines = found[record.__struct_config__.tag]  # type: ignore[index]
                 records.append(record)
                 lines.append(number)
     except LogFormatError as exc:
         raise ReplayError(str(exc)) from None
     arrays = {kind: (r, np.array(n, dtype=np.int64)) for kind, (r, n) in found.items()}
-    _fill(logged, arrays["decision"], arrays["tick"], arrays["post"], arrays["like"], ends, resumes)
+    declared = {kind: arrays[kind] for kind in kinds.declared}
+    _fill(logged, arrays["decision"], arrays["tick"], declared, ends, resumes)
     return logged
 
 
@@ -342,6 +357,7 @@ class Replayer:
         self.parts = parts
         self.world: World = parts.world
         self.prompts: WorldPrompts = parts.prompts
+        self.offline_memory = parts.offline if isinstance(parts.offline, Remembers) else None
         try:
             sampling = check(config.get("inference", {}), InferenceSection, "inference")
         except ConfigError as exc:
@@ -389,6 +405,9 @@ class Replayer:
             ordered = dict(sorted(actions.items()))
             rng = self.seeds.rng("conflicts", tick)
             self._remember(tick, self.world.apply(tick, ordered, rng, missed))
+        # The records the world and the policies make again are the log's own (read with
+        # it, by kind and tick): the world's are taken so it forgets them, as in the run.
+        world_records(self.world, tick)
         for policy in self.policies:
             policy.end_tick(tick)
         digest = state_digest(self.world, self.policies, tick)
@@ -425,9 +444,13 @@ class Replayer:
                 self.step()
 
     def _remember(self, tick: int, outcomes: dict[AgentId, Any]) -> None:
-        agents = self.agents
+        # As the run told them (TurnRunner.remember): agents' memories and the offline
+        # behaviour's own state are rebuilt alike, so a resume goes on where the run was.
+        agents, offline = self.agents, self.offline_memory
         for agent, outcome in outcomes.items():
             agents[agent].remember(tick, outcome)
+            if offline is not None:
+                offline.remember(agent, tick, outcome)
 
 
 class _Where(msgspec.Struct):
@@ -442,7 +465,7 @@ _DECISION = opening("decision")
 def edited_decisions(logged: LoggedRun, tick: int | None = None) -> Iterator[tuple[int, AgentId]]:
     """(line, agent) of each decision line (of ``tick``, or of any) that its check does not
     match, superseded lines included; none for logs older than the checks."""
-    if logged.header.format < FORMAT:
+    if logged.header.format < CHECKS_FORMAT:
         return
     number = 0
     for lines in LineChunks(logged.path):

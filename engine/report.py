@@ -2,8 +2,9 @@
 
 What is drawn follows the shape of each tick metric, so any world gets a report: scalar metrics
 as series over ticks, square integer tables (the behaviour matrix) as a heatmap summed over the
-run; plus decisions per tick, invalid answers and their reasons, tokens and cost, and the final
-state drawn by the world when it can draw itself.
+run; plus decisions per tick, invalid answers and their reasons, tokens and cost, the records
+of each kind the world and the policies declare, and the final state drawn by the world when it
+can draw itself.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def write_report(run_dir: Path) -> Path:
         lines += [f"- {row['invalid_reason']} ({row['len']})" for row in reasons.to_dicts()]
         lines.append("")
 
+    lines += _records_section(frames.records, header.get("records", {}))
     picture = _final_picture(run_dir, out)
     if picture:
         lines += ["## Final state", "", f"![final state]({picture})", ""]
@@ -167,6 +169,18 @@ def write_report(run_dir: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _records_section(records: dict[str, pl.DataFrame], declarers: dict[str, str]) -> list[str]:
+    """How many records of each declared kind the run logged, and in how many ticks."""
+    if not records:
+        return []
+    lines = ["## Records", "", "| kind | declared by | records | ticks |", "|---|---|---|---|"]
+    for kind in sorted(records):
+        frame = records[kind]
+        ticks = frame.get_column("tick").n_unique() if frame.height else 0
+        lines.append(f"| {kind} | {declarers.get(kind, '')} | {frame.height} | {ticks} |")
+    return [*lines, ""]
 
 
 def _is_square_table(value: Any) -> bool:

@@ -3,8 +3,10 @@ to its end.
 
 The state at the last closed tick is rebuilt by replay, which also checks every digest. Turns of
 later ticks that the log already holds were paid for: they are applied again, never asked again,
-so the final log has each decision once. A torn last line (a crash mid-write) is cut off first;
-it is the only byte ever removed from a log.
+so the final log has each decision once; the records they made (of any kind the world or a policy
+declares) that the log already holds are made again and not logged again, so it has each of those
+once too. A torn last line (a crash mid-write) is cut off first; it is the only byte ever removed
+from a log.
 
 A decision that ended in an error (the provider never answered) is not a turn taken: the agent
 did not act. Those of ticks not yet closed are asked again on any resume; with
@@ -34,7 +36,8 @@ import msgspec
 
 from agora.engine.config import ConfigError
 from agora.engine.log import LogBusyError, check_not_busy
-from agora.engine.records import AgentId, Decision, Like, LogRecord
+from agora.engine.record_kinds import LoggedRecords
+from agora.engine.records import AgentId, Decision, LogRecord
 from agora.engine.replay import LoggedRun, Replayer, read_run, spend_of
 from agora.engine.runner import Resumption, RunPlan, plan_resumed
 from agora.engine.turns import RunTotals, TurnResult, TurnStatus, TurnUsage
@@ -80,11 +83,20 @@ def prepare_resume(run_dir: Path, *, retry_errors: bool = False) -> tuple[RunPla
     dropped = _cut_torn_line(logged.path) if logged.torn else False
 
     action_type = replayer.world_plugin.action_type
-    # After a rollback the likes logged for these ticks are superseded: all are owed again.
-    logged_likes = (
-        set()
+    # The world's and the policies' records the log holds for ticks it did not close: the
+    # resumed run makes them again (re-absorbing the reused turns here, closing the ticks
+    # later) and each is logged once. After a rollback those logged for the ticks it goes back
+    # to are superseded: all are owed again.
+    already = (
+        LoggedRecords()
         if rollback
-        else {(like.tick, like.agent, like.post_id) for ls in logged.likes.values() for like in ls}
+        else LoggedRecords(
+            record
+            for by_tick in logged.records.values()
+            for tick, records in by_tick.items()
+            if tick > logged.last_tick
+            for record in records
+        )
     )
     reuse: dict[tuple[int, int], TurnResult] = {}
     owed: list[LogRecord] = []
@@ -94,16 +106,12 @@ def prepare_resume(run_dir: Path, *, retry_errors: bool = False) -> tuple[RunPla
         reuse[(tick, decision.agent)] = TurnResult(decision.agent, action, _status(decision))
         if rollback:  # logged again, after the rollback record; the writer checks it anew
             owed.append(msgspec.structs.replace(decision, check=""))
-        if not decision.valid:
-            continue
         for policy in replayer.policies:
+            # Seen by every turn, valid or not, as in the run and in replay.
             view = policy.view(decision.agent, tick)
-            records, _ = policy.absorb(tick, decision.agent, decision.fields, view)
-            owed.extend(
-                r
-                for r in records
-                if not (isinstance(r, Like) and (r.tick, r.agent, r.post_id) in logged_likes)
-            )
+            if decision.valid:
+                records, _ = policy.absorb(tick, decision.agent, decision.fields, view)
+                owed.extend(r for r in records if not already.take(r))
     before = (ds for tick, ds in logged.decisions.items() if tick < first)
     kept_ids = {id(decision) for decision in kept}
     return plan, Resumption(
@@ -129,14 +137,8 @@ def prepare_resume(run_dir: Path, *, retry_errors: bool = False) -> tuple[RunPla
         dropped_torn_line=dropped,
         last_tick=logged.ticks[first - 1][1] if first - 1 in logged.ticks else None,
         endpoints=logged.header.endpoints,
-        posts_logged=frozenset()
-        if rollback
-        else frozenset(
-            (post.tick, post.post_id)
-            for tick, posts in logged.posts.items()
-            if tick > logged.last_tick
-            for post in posts
-        ),
+        logged=already,
+        kinds=logged.kinds,
         reasked=len(reask),
         rollback=rollback,
     )
@@ -154,7 +156,9 @@ def _what_to_keep(
         again: dict[AgentId, int] = {}
         for tick, agent in reask:
             again[agent] = min(tick, again.get(agent, tick))
-        first = min(again.values())
+        # Never past the first tick not closed: an agent that ran ahead may have erred only
+        # in a later tick, and the ticks between must still be run (and closed) again.
+        first = min(min(again.values()), logged.last_tick + 1)
         return first, _from(logged, first, lambda d: d.tick < again.get(d.agent, d.tick + 1))
     # The first tick with an errored decision: its other decisions saw the same state.
     first = min(tick for tick, _ in reask)
@@ -191,9 +195,16 @@ def _totals(by_tick: Iterable[list[Decision]]) -> RunTotals:
     totals = RunTotals()
     for decisions in by_tick:
         for decision in decisions:
-            billed = 0 if decision.cached else decision.tokens_in + decision.tokens_out
+            billed = _billed(decision)
             totals.count(decision, TurnUsage(answers=decision.attempts, billed_tokens=billed))
     return totals
+
+
+def _billed(decision: Decision) -> int:
+    """The tokens a provider billed for a decision: a multi-ask turn's uncached calls."""
+    if decision.calls:
+        return sum(c.tokens_in + c.tokens_out for c in decision.calls if not c.cached)
+    return 0 if decision.cached else decision.tokens_in + decision.tokens_out
 
 
 def _cut_torn_line(path: Path) -> bool:

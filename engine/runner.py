@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from agora.engine.ask_checks import checked_turns, world_asks
 from agora.engine.budget import Budget
 from agora.engine.config import (
     ConfigError,
@@ -40,7 +41,8 @@ from agora.engine.inference.build import build_client
 from agora.engine.integrity import sealed_header
 from agora.engine.log import LOG_NAME, LogBusyError, RunLogWriter
 from agora.engine.plugins import load_plugin
-from agora.engine.protocols import Agent, LLMClient, Policy, WorldParts
+from agora.engine.protocols import Agent, LLMClient, Policy, Remembers, WorldParts
+from agora.engine.record_kinds import LoggedRecords, RunRecords, declare
 from agora.engine.records import (
     AgentId,
     EndpointReport,
@@ -117,6 +119,8 @@ class RunPlan:
     policies: tuple[PolicyPlan, ...]
     out_dir: Path
     run_id: str
+    # The record kinds the world and the policies declare, for the header and the writer.
+    kinds: RunRecords = dataclasses.field(default_factory=RunRecords)
 
 
 class RunSummary(msgspec.Struct):
@@ -249,6 +253,7 @@ def _resolve(raw: dict[str, Any], environ: Mapping[str, str]) -> RunPlan:
         policies=tuple(policies),
         out_dir=Path(),
         run_id="",
+        kinds=declare(world_plugin, [(plan.name, plan.plugin) for plan in policies]),
     )
 
 
@@ -267,7 +272,10 @@ class Resumption:
     records: list[LogRecord]
     dropped_torn_line: bool
     last_tick: TickEnd | None = None
-    posts_logged: frozenset[tuple[int, int]] = frozenset()
+    # Records of the ticks it did not close that the log holds: made again, not logged again.
+    logged: LoggedRecords = dataclasses.field(default_factory=LoggedRecords)
+    # The record kinds the log's header declares: the resumed run logs these and no others.
+    kinds: RunRecords = dataclasses.field(default_factory=RunRecords)
     # Errored decisions asked again; ``rollback``: the log's records from ``first_tick`` on
     # are superseded (``records`` then holds the reused decisions, logged again).
     reasked: int = 0
@@ -297,6 +305,7 @@ def _header(
             versions=_versions(),
             world=str(config.world["kind"]),
             world_info=world_info,
+            records=plan.kinds.declarers,
             scheduler=_scheduler_name(plan.config, parts.world.independent),
             endpoints=endpoints,
             started_at=now().isoformat(timespec="seconds"),
@@ -338,6 +347,7 @@ async def execute(
         policies: list[Policy] = [
             p.plugin.build(p.config, seeds, p.name, parts.world) for p in plan.policies
         ]
+        world_asks(parts.prompts)  # before agents are built from the prompts
         agents = plan.agent_plugin.build(
             plan.agent_config, parts.world.agent_ids(), parts.prompts, policies, config.inference
         )
@@ -348,6 +358,9 @@ async def execute(
         first_tick, totals = resume.first_tick, resume.totals
     decided_before = totals.decisions
     world = parts.world
+    asks = checked_turns(
+        parts, agents, policies, client is None and config.inference.backend == "offline"
+    )
     if client is None:
         client = build_client(config.inference, parts.offline, policies, seeds, os.environ)
 
@@ -371,7 +384,8 @@ async def execute(
         await client.aclose()
         raise
     header = None if resume is not None else _header(plan, client, parts, now, endpoints)
-    async with _log_for(plan, header, client) as log:
+    kinds = resume.kinds if resume is not None else plan.kinds
+    async with _log_for(plan, header, client, kinds) as log:
         if resume is not None:
             resumed = Resumed(
                 tick=first_tick,
@@ -395,8 +409,10 @@ async def execute(
             pricing=Pricing(inference.usd_per_mtok_in, inference.usd_per_mtok_out),
             clock=clock,
             totals=totals,
-            posts_logged=resume.posts_logged if resume is not None else frozenset(),
+            logged=resume.logged if resume is not None else LoggedRecords(),
             tick_sync=(tick_sync := BackgroundSync(log.sync)),
+            asks=asks,
+            offline_memory=parts.offline if isinstance(parts.offline, Remembers) else None,
         )
         budget = Budget(tokens=inference.budget_tokens, usd=inference.budget_usd)
         free = _scheduler_name(config, world.independent) == "free-running"
@@ -512,14 +528,14 @@ def write_summary(path: Path, summary: RunSummary) -> None:
 
 @asynccontextmanager
 async def _log_for(
-    plan: RunPlan, header: RunHeader | None, client: LLMClient
+    plan: RunPlan, header: RunHeader | None, client: LLMClient, kinds: RunRecords
 ) -> AsyncIterator[RunLogWriter]:
     """The run's log, opened (a new one when ``header`` is given) and closed; a directory
     that another run took in the meantime is refused like one found at plan time."""
     log_path = plan.out_dir / LOG_NAME
     try:
         plan.out_dir.mkdir(parents=True, exist_ok=True)
-        log = RunLogWriter(log_path, append=header is None, header=header)
+        log = RunLogWriter(log_path, append=header is None, header=header, records=kinds)
     except BaseException as exc:
         await client.aclose()  # the run does not start
         if isinstance(exc, FileExistsError):

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import structlog
 
 from agora.engine.protocols import Missed, Policy, World
+from agora.engine.record_kinds import world_records
 from agora.engine.records import AgentId, LogRecord, TickEnd
 from agora.engine.turns import TickTally, TurnResult, TurnRunner
 
@@ -45,7 +46,7 @@ class Scheduler(Protocol):
 
 
 def state_digest(world: World, policies: Sequence[Policy], tick: int) -> str:
-    """The world's digest combined with every policy's, so the board is part of the state."""
+    """The world's digest combined with every policy's, so the policies' state is part of it."""
     digest = hashlib.blake2b(world.digest(tick).encode(), digest_size=16)
     for policy in policies:
         digest.update(policy.name.encode())
@@ -57,12 +58,14 @@ def _close_tick(
     runner: TurnRunner, tick: int, tally: TickTally, wall_s: float, on_tick: TickHook | None
 ) -> None:
     policies: dict[str, Any] = {}
-    closing: list[LogRecord] = []
+    # What the world made in the tick's ``apply`` calls, then what the policies make closing it.
+    closing: list[LogRecord] = [*world_records(runner.world, tick)]
     for policy in runner.policies:
         records, metrics = policy.end_tick(tick)
-        # A resumed run may have logged this tick's posts before it was killed.
-        closing.extend(r for r in records if not runner.logged_before(r))
+        closing.extend(records)
         policies[policy.name] = metrics
+    # A resumed run may have logged some of this tick's records before it stopped.
+    closing = [r for r in closing if not runner.logged_before(r)]
     record = TickEnd(
         tick=tick,
         decisions=tally.decisions,
@@ -146,8 +149,7 @@ class LockstepScheduler:
         ordered = dict(sorted(actions.items()))
         rng = runner.seeds.rng("conflicts", tick)
         outcomes = runner.world.apply(tick, ordered, rng, dict(sorted(missed.items())))
-        for agent_id, outcome in outcomes.items():
-            runner.agents[agent_id].remember(tick, outcome)
+        runner.remember(tick, outcomes)
         _close_tick(runner, tick, tally, self.clock() - started, self.on_tick)
 
 
@@ -212,9 +214,7 @@ class FreeRunningScheduler:
                     else:
                         missed[agent_id] = _missed(result)
                     rng = runner.seeds.rng("conflicts", tick, agent_id)
-                    outcomes = runner.world.apply(tick, actions, rng, missed)
-                    for acted, outcome in outcomes.items():
-                        runner.agents[acted].remember(tick, outcome)
+                    runner.remember(tick, runner.world.apply(tick, actions, rng, missed))
                 finish(tick)
 
         async with asyncio.TaskGroup() as group:

@@ -23,7 +23,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from agora.engine.config import ConfigError, InferenceSection, apply_overrides, check, read_toml
+from agora.engine.config import (
+    ConfigError,
+    InferenceSection,
+    apply_overrides,
+    check,
+    load_backend,
+    read_toml,
+)
 from agora.engine.log import LOG_NAME
 from agora.engine.replay import ReplayError
 from agora.engine.resume import ResumeError, prepare_resume
@@ -131,7 +138,8 @@ def plan_sweep(
     _check_names(section)
     if section.analysis.judge is not None:
         # Checked now, so a typo in the judge does not surface after hours of runs.
-        check(section.analysis.judge, InferenceSection, "sweep.analysis.judge")
+        judge = check(section.analysis.judge, InferenceSection, "sweep.analysis.judge")
+        load_backend(judge.backend, "sweep.analysis.judge.backend")
     name = section.name or str(raw.get("run", {}).get("name", config_path.stem))
     out_dir = Path(out or section.out or f"runs/out/{name}")
     if out_dir.exists() and not out_dir.is_dir():

@@ -18,6 +18,10 @@ def render_tick(replayer: Replayer, tick: int, agents: set[int]) -> str:
     lines.append("  ".join(f"{k} {v:g}" for k, v in scalars.items()))
     for policy in replayer.policies:
         lines += ["", policy.render(policy.view(-1, tick + 1))]
+    # The tick's records of the kinds the world and the policies declare, as the log holds them.
+    made = {kind: len(ticks.get(tick, ())) for kind, ticks in replayer.logged.records.items()}
+    if made:
+        lines += ["", "Records: " + ", ".join(f"{k} {n}" for k, n in sorted(made.items()))]
     decisions = [
         d for d in replayer.logged.decisions.get(tick, []) if not agents or d.agent in agents
     ]

@@ -10,7 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 import structlog
@@ -18,9 +18,21 @@ import structlog
 from agora.engine.answer_json import LONE_SURROGATE, has_lone_surrogate, replace_lone_surrogates
 from agora.engine.inference.errors import InferenceError
 from agora.engine.log import UNENCODABLE, LogEncodeError, RunLogWriter
-from agora.engine.protocols import Agent, LLMClient, Policy, World
+from agora.engine.protocols import (
+    Agent,
+    Ask,
+    AskNow,
+    AsksInTurns,
+    LLMClient,
+    MultiAskAgent,
+    Policy,
+    Remembers,
+    World,
+)
+from agora.engine.record_kinds import LoggedRecords
 from agora.engine.records import (
     AgentId,
+    Call,
     Completion,
     Decision,
     Invalid,
@@ -28,7 +40,7 @@ from agora.engine.records import (
     LogRecord,
     Message,
     Parsed,
-    Post,
+    Request,
     Turn,
 )
 from agora.engine.seeding import Seeds
@@ -144,13 +156,26 @@ class TurnRunner:
     pricing: Pricing = field(default_factory=Pricing)
     clock: Callable[[], float] = time.perf_counter
     totals: RunTotals = field(default_factory=RunTotals)
-    # Posts a stopped run logged for ticks it did not close: (tick, post id), not logged again.
-    posts_logged: frozenset[tuple[int, int]] = frozenset()
+    # Records a stopped run logged for ticks it did not close: made again, not logged again.
+    logged: LoggedRecords = field(default_factory=LoggedRecords)
     # Called at every tick end to make the log durable (a background fsync in a run).
     tick_sync: Callable[[], None] | None = None
+    # The world's asks when its turns are several (``AsksInTurns``); None: one ask a turn.
+    asks: AsksInTurns | None = None
+    # The offline behaviour when it keeps state of its own: told every outcome, as agents are.
+    offline_memory: Remembers | None = None
+    _specs: dict[str, Ask] | None = field(default=None, init=False)
+
+    def remember(self, tick: int, outcomes: Mapping[AgentId, Any]) -> None:
+        """What each acting agent's action led to, for its memory (and the offline state)."""
+        agents, offline = self.agents, self.offline_memory
+        for agent_id, outcome in outcomes.items():
+            agents[agent_id].remember(tick, outcome)
+            if offline is not None:
+                offline.remember(agent_id, tick, outcome)
 
     def logged_before(self, record: LogRecord) -> bool:
-        return isinstance(record, Post) and (record.tick, record.post_id) in self.posts_logged
+        return self.logged.take(record)
 
     async def take(self, tick: int, agent_id: AgentId) -> TurnResult:
         """Run one agent's turn; whatever goes wrong is recorded, never raised to the tick."""
@@ -185,74 +210,24 @@ class TurnRunner:
         observation = self.world.observe(agent_id, tick)
         views = {policy.name: policy.view(agent_id, tick) for policy in self.policies}
         turn = Turn(tick=tick, agent_id=agent_id, observation=observation, views=views)
+        if self.asks is not None:
+            # Checked for every agent before the run (ask_checks.py): a cast, not a test.
+            return await self._decide_asks(turn, cast(MultiAskAgent, agent), self.asks, usage)
         request = agent.request(turn, self.seeds.integer("sampling", agent_id, tick, 0))
         first_hash = prompt_hash(request.messages)
 
-        invalid_attempts: list[InvalidAttempt] = []
-        parsed: Parsed | None = None
-        last: Invalid | None = None
-        error: str | None = None
-        raw = ""
-        all_cached = True
-        latency = 0.0
-        for attempt in range(self.max_reasks + 1):
-            started = self.clock()
-            self.totals.in_flight += 1
-            try:
-                completion = await self.client.complete(request)
-            except InferenceError as exc:
-                latency += self.clock() - started
-                usage.requests += exc.requests
-                usage.retries += max(0, exc.requests - 1)
-                all_cached = False
-                error = exc.reason
-                break
-            finally:
-                self.totals.in_flight -= 1
-            latency += self.clock() - started
-            usage.requests += completion.requests
-            usage.tokens_in += completion.tokens_in
-            usage.tokens_out += completion.tokens_out
-            usage.cost_usd += self.pricing.cost(completion)
-            if not completion.cached:
-                usage.billed_tokens += completion.tokens_in + completion.tokens_out
-                usage.retries += max(0, completion.requests - 1)
-            usage.answers += 1
-            all_cached = all_cached and completion.cached
-            raw = completion.text
-            if has_lone_surrogate(raw):
-                # No log line and no re-ask can carry it: kept with U+FFFD in its place.
-                raw = replace_lone_surrogates(raw)
-                result: Parsed | Invalid = Invalid(raw=raw, reason=LONE_SURROGATE)
-            else:
-                result = _read(agent, raw, turn)
-            usage.raw = raw
-            if isinstance(result, Parsed):
-                parsed = result
-                break
-            if last is not None:
-                invalid_attempts.append(_attempt(last))
-            last = result
-            if attempt < self.max_reasks:
-                seed = self.seeds.integer("sampling", agent_id, tick, attempt + 1)
-                request = agent.reask(request, result, seed)
+        def read(text: str) -> Parsed | Invalid:
+            return _read(agent.parse, text, turn)
 
-        records: list[LogRecord] = []
-        info: dict[str, Any] = {}
-        if parsed is not None:
-            if last is not None:
-                invalid_attempts.append(_attempt(last))
-            info = self.world.annotate(agent_id, observation, parsed.action)
-            notes: list[str] = []
-            for policy in self.policies:
-                policy_records, policy_notes = policy.absorb(
-                    tick, agent_id, parsed.fields, views[policy.name]
-                )
-                records.extend(policy_records)
-                notes.extend(policy_notes)
-            if notes:
-                info["notes"] = notes
-        logged_raw, raw_chars, raw_sha256 = _head(raw)
+        def reask(request: Request, invalid: Invalid, attempt: int) -> Request:
+            return agent.reask(
+                request, invalid, self.seeds.integer("sampling", agent_id, tick, attempt)
+            )
+
+        call = await self._call(request, read, reask, self.max_reasks, usage)
+        parsed, last = call.parsed, call.last
+        records, info = self._absorb(turn, parsed)
+        logged_raw, raw_chars, raw_sha256 = _head(call.raw)
         decision = Decision(
             tick=tick,
             agent=agent_id,
@@ -262,15 +237,15 @@ class TurnRunner:
             action=parsed.action if parsed is not None else None,
             reasoning=parsed.reasoning if parsed is not None else "",
             invalid_reason=_text(last.reason) if parsed is None and last is not None else None,
-            error=_text(error) if error is not None else None,
+            error=_text(call.error) if call.error is not None else None,
             info=info,
-            attempts=len(invalid_attempts) + (1 if (parsed or last) else 0),
+            attempts=call.attempts,
             requests=usage.requests,
-            invalid_attempts=invalid_attempts,
+            invalid_attempts=call.invalid_attempts,
             tokens_in=usage.tokens_in,
             tokens_out=usage.tokens_out,
-            cached=all_cached and usage.answers > 0,
-            latency_s=round(latency, 6),
+            cached=call.cached and usage.answers > 0,
+            latency_s=round(call.latency, 6),
             cost_usd=usage.cost_usd,
             fields=parsed.fields if parsed is not None else {},
             raw_chars=raw_chars,
@@ -278,11 +253,239 @@ class TurnRunner:
         )
         return decision, records
 
+    async def _call(
+        self,
+        request: Request,
+        read: Callable[[str], Parsed | Invalid],
+        reask: Callable[[Request, Invalid, int], Request],
+        max_reasks: int,
+        usage: TurnUsage,
+    ) -> _CallResult:
+        """Ask until an answer reads or the re-asks are spent; a provider fault ends it."""
+        call = _CallResult()
+        for attempt in range(max_reasks + 1):
+            started = self.clock()
+            self.totals.in_flight += 1
+            try:
+                completion = await self.client.complete(request)
+            except InferenceError as exc:
+                call.latency += self.clock() - started
+                usage.requests += exc.requests
+                usage.retries += max(0, exc.requests - 1)
+                call.cached = False
+                call.error = exc.reason
+                break
+            finally:
+                self.totals.in_flight -= 1
+            call.latency += self.clock() - started
+            usage.requests += completion.requests
+            usage.tokens_in += completion.tokens_in
+            usage.tokens_out += completion.tokens_out
+            usage.cost_usd += self.pricing.cost(completion)
+            if not completion.cached:
+                usage.billed_tokens += completion.tokens_in + completion.tokens_out
+                usage.retries += max(0, completion.requests - 1)
+            usage.answers += 1
+            call.answers += 1
+            call.cached = call.cached and completion.cached
+            raw = completion.text
+            if has_lone_surrogate(raw):
+                # No log line and no re-ask can carry it: kept with U+FFFD in its place.
+                raw = replace_lone_surrogates(raw)
+                result: Parsed | Invalid = Invalid(raw=raw, reason=LONE_SURROGATE)
+            else:
+                result = read(raw)
+            call.raw = usage.raw = raw
+            if isinstance(result, Parsed):
+                call.parsed = result
+                break
+            if call.last is not None:
+                call.invalid_attempts.append(_attempt(call.last))
+            call.last = result
+            if attempt < max_reasks:
+                request = reask(request, result, attempt + 1)
+        if call.parsed is not None and call.last is not None:
+            call.invalid_attempts.append(_attempt(call.last))
+        return call
 
-def _read(agent: Agent, text: str, turn: Turn) -> Parsed | Invalid:
+    def _absorb(self, turn: Turn, parsed: Parsed | None) -> tuple[list[LogRecord], dict[str, Any]]:
+        """A valid turn's annotations, and what the policies make of its fields."""
+        records: list[LogRecord] = []
+        info: dict[str, Any] = {}
+        if parsed is None:
+            return records, info
+        info = self.world.annotate(turn.agent_id, turn.observation, parsed.action)
+        notes: list[str] = []
+        for policy in self.policies:
+            policy_records, policy_notes = policy.absorb(
+                turn.tick, turn.agent_id, parsed.fields, turn.views[policy.name]
+            )
+            records.extend(policy_records)
+            notes.extend(policy_notes)
+        if notes:
+            info["notes"] = notes
+        return records, info
+
+    async def _decide_asks(
+        self, turn: Turn, agent: MultiAskAgent, asks: AsksInTurns, usage: TurnUsage
+    ) -> tuple[Decision, list[LogRecord]]:
+        """A turn of several asks in one conversation, each with its own budget; the first
+        that stays invalid (or fails) ends the turn, and the decision keeps every call."""
+        tick, agent_id = turn.tick, turn.agent_id
+        specs = self._ask_specs(asks)
+        answers: dict[str, Any] = {}
+        earlier: list[tuple[AskNow, str]] = []
+        calls: list[Call] = []
+        fields: dict[str, Any] = {}
+        reasonings: list[str] = []
+        first_hash = ""
+        failed: _CallResult | None = None
+        failed_ask = ""
+        latency = 0.0
+        cached = True
+        while (now := asks.next_ask(turn.observation, answers)) is not None:
+            index = len(calls)
+            if index >= MAX_ASKS_PER_TURN:
+                raise RuntimeError(f"the world's turn asked more than {MAX_ASKS_PER_TURN} times")
+            spec = specs.get(now.name)
+            if spec is None:
+                raise RuntimeError(f"the world asked {now.name!r}, which its asks() do not declare")
+            seed = self.seeds.integer("sampling-ask", agent_id, tick, index, 0)
+            request = agent.ask_request(turn, now, earlier, answers, seed)
+            if index == 0:
+                first_hash = prompt_hash(request.messages)
+            before = (usage.requests, usage.tokens_in, usage.tokens_out)
+            so_far = dict(answers)
+
+            def read(
+                text: str, now: AskNow = now, so_far: dict[str, Any] = so_far
+            ) -> Parsed | Invalid:
+                return _read(lambda t, turn: agent.parse_ask(t, turn, now, so_far), text, turn)
+
+            def reask(
+                request: Request, invalid: Invalid, attempt: int, index: int = index
+            ) -> Request:
+                seed = self.seeds.integer("sampling-ask", agent_id, tick, index, attempt)
+                return agent.reask(request, invalid, seed)
+
+            budget = self.max_reasks if spec.max_reasks is None else spec.max_reasks
+            call = await self._call(request, read, reask, budget, usage)
+            latency += call.latency
+            cached = cached and call.cached
+            calls.append(_call_record(now.name, call, usage, before))
+            if call.parsed is None:
+                failed, failed_ask = call, now.name
+                break
+            answers[now.name] = call.parsed.action
+            earlier.append((now, call.raw))
+            fields.update(call.parsed.fields)
+            if call.parsed.reasoning:
+                reasonings.append(call.parsed.reasoning)
+
+        parsed: Parsed | None = None
+        invalid_reason: str | None = None
+        if failed is None:
+            try:
+                action = asks.decode_turn(turn.observation, answers)
+                parsed = Parsed(action=action, reasoning="\n".join(reasonings), fields=fields)
+                _check.encode(action)
+            except ValueError as exc:
+                invalid_reason = f"the answers make no action: {exc}"
+                parsed = None
+            except UNENCODABLE as exc:
+                invalid_reason = f"the action cannot be logged ({_named(exc)})"
+                parsed = None
+        elif failed.error is None and failed.last is not None:
+            invalid_reason = f"ask {failed_ask!r}: {failed.last.reason}"
+        records, info = self._absorb(turn, parsed)
+        last_raw = calls[-1].raw if calls else ""
+        decision = Decision(
+            tick=tick,
+            agent=agent_id,
+            prompt_hash=first_hash,
+            raw=last_raw,
+            valid=parsed is not None,
+            action=parsed.action if parsed is not None else None,
+            reasoning=parsed.reasoning if parsed is not None else "",
+            invalid_reason=_text(invalid_reason) if invalid_reason is not None else None,
+            error=_text(failed.error) if failed is not None and failed.error else None,
+            info=info,
+            attempts=sum(c.attempts for c in calls),
+            requests=usage.requests,
+            invalid_attempts=[a for c in calls for a in c.invalid_attempts],
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            cached=cached and usage.answers > 0,
+            latency_s=round(latency, 6),
+            cost_usd=usage.cost_usd,
+            fields=parsed.fields if parsed is not None else {},
+            raw_chars=calls[-1].raw_chars if calls else None,
+            raw_sha256=calls[-1].raw_sha256 if calls else None,
+            calls=calls,
+        )
+        return decision, records
+
+    def _ask_specs(self, asks: AsksInTurns) -> dict[str, Ask]:
+        if self._specs is None:
+            self._specs = {ask.name: ask for ask in asks.asks()}
+        return self._specs
+
+
+# A world whose next_ask never says "done" must not hang a run: far more than any
+# questionnaire, few enough to stop a loop quickly.
+MAX_ASKS_PER_TURN = 100
+
+
+@dataclass(slots=True)
+class _CallResult:
+    """How one ask went: the answer that read, or the last that did not, or the fault."""
+
+    parsed: Parsed | None = None
+    last: Invalid | None = None
+    error: str | None = None
+    raw: str = ""
+    answers: int = 0
+    cached: bool = True
+    latency: float = 0.0
+    invalid_attempts: list[InvalidAttempt] = field(default_factory=list)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.invalid_attempts) + (1 if (self.parsed or self.last) else 0)
+
+
+def _call_record(
+    ask: str, call: _CallResult, usage: TurnUsage, before: tuple[int, int, int]
+) -> Call:
+    raw, raw_chars, raw_sha256 = _head(call.raw)
+    requests, tokens_in, tokens_out = before
+    return Call(
+        ask=ask,
+        valid=call.parsed is not None,
+        raw=raw,
+        attempts=call.attempts,
+        requests=usage.requests - requests,
+        tokens_in=usage.tokens_in - tokens_in,
+        tokens_out=usage.tokens_out - tokens_out,
+        latency_s=round(call.latency, 6),
+        cached=call.cached and call.answers > 0,
+        answer=call.parsed.action if call.parsed is not None else None,
+        reasoning=call.parsed.reasoning if call.parsed is not None else "",
+        invalid_reason=(
+            _text(call.last.reason) if call.parsed is None and call.last is not None else None
+        ),
+        invalid_attempts=call.invalid_attempts,
+        raw_chars=raw_chars,
+        raw_sha256=raw_sha256,
+    )
+
+
+def _read(
+    parse: Callable[[str, Turn], Parsed | Invalid], text: str, turn: Turn
+) -> Parsed | Invalid:
     """The agent's reading of an answer: whatever the text, a result, never an exception."""
     try:
-        result = agent.parse(text, turn)
+        result = parse(text, turn)
     except Exception as exc:  # odd text tripping an agent: the answer is invalid, not the turn
         _log.warning("answer could not be parsed", agent=turn.agent_id, exc_info=True)
         return Invalid(raw=text, reason=f"the answer could not be read ({_named(exc)})")

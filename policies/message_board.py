@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from agora.engine.protocols import AnswerField, World
-from agora.engine.records import AgentId, Like, LogRecord, Post
+from agora.engine.records import AgentId, LogRecord
 from agora.engine.seeding import Seeds
 
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
@@ -63,6 +63,24 @@ class BoardConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_post_chars: Annotated[int, msgspec.Meta(ge=1)] = 280
     max_likes: Annotated[int, msgspec.Meta(ge=0)] = 3
     offline: OfflinePosting = msgspec.field(default_factory=OfflinePosting)
+
+
+class Post(LogRecord, tag="post"):
+    """A post as it went up on the board, at the end of its tick (the board's own log kind)."""
+
+    tick: int
+    post_id: int
+    author: AgentId
+    text: str
+    truncated: bool = False
+
+
+class Like(LogRecord, tag="like"):
+    """One agent's like of a post it saw, logged with the decision that gave it."""
+
+    tick: int
+    agent: AgentId
+    post_id: int
 
 
 class BoardPost(msgspec.Struct, frozen=True):
@@ -353,6 +371,8 @@ class MessageBoardPlugin:
     config_type = BoardConfig
     # What one agent posts, every other reads: the board needs a shared tick.
     shares_state = True
+    # The log kinds the board writes: the run header lists them, and every reader decodes them.
+    record_types = (Post, Like)
 
     def build(
         self, config: Any, seeds: Seeds, name: str = "board", world: World | None = None

@@ -163,11 +163,11 @@ def test_run_acts_reads_a_log():
         "model": "m",
         "config": {"policies": {"board": {"kind": "message_board", "enabled": False}}},
     }
-    frames = RunFrames(header, decisions, ticks, pl.DataFrame(), pl.DataFrame(), None)
+    frames = RunFrames(header, decisions, ticks, {}, None)
     acts = run_acts(frames, last_ticks=2)
     # Five valid decisions, two altruistic; PoA (0.8 + 0.9)/2, Gini (0.2 + 0.1)/2.
     assert (acts.altruistic, acts.decisions) == (2, 5)
     assert acts.poa == pytest.approx(0.85) and acts.gini == pytest.approx(0.15)
     assert (acts.model, acts.board, acts.seed, acts.run_id) == ("m", False, 4, "r1")
     on = {**header, "config": {"policies": {"board": {"kind": "message_board", "enabled": True}}}}
-    assert run_acts(RunFrames(on, decisions, ticks, pl.DataFrame(), pl.DataFrame(), None)).board
+    assert run_acts(RunFrames(on, decisions, ticks, {}, None)).board

@@ -15,7 +15,7 @@ import pytest
 import agora.engine.log
 from agora.engine.frames import _by_kind, _by_kind_line_by_line, _frame, load_run
 from agora.engine.log import RunLogWriter, gc_paused
-from agora.engine.records import Decision, Like, Resumed, RunEnd, RunHeader
+from agora.engine.records import Decision, Resumed, RunEnd, RunHeader
 from agora.engine.replay import (
     LoggedRun,
     Replayer,
@@ -25,6 +25,7 @@ from agora.engine.replay import (
     read_run,
 )
 from agora.engine.runner import execute, plan_run
+from agora.policies.message_board import Like
 from tests.helpers import CONFIG
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -68,7 +69,8 @@ def same_run(a: LoggedRun, b: LoggedRun) -> None:
     assert (a.lines, a.torn, a.last_tick) == (b.lines, b.torn, b.last_tick)
     assert dict(a.decisions) == dict(b.decisions)
     assert a.ticks == b.ticks
-    assert dict(a.posts) == dict(b.posts) and dict(a.likes) == dict(b.likes)
+    assert a.records.keys() == b.records.keys() == {"post", "like"}
+    assert all(dict(a.records[kind]) == dict(b.records[kind]) for kind in a.records)
 
 
 @pytest.mark.parametrize("chunk", [None, 1000, 7], ids=["4MiB", "1000B", "7B"])
@@ -82,7 +84,8 @@ def test_read_run_by_kind_gives_what_the_exact_path_gives(run_dir, monkeypatch, 
     exact.torn = True
     same_run(fast, exact)
     assert fast.end is not None and fast.end.status == "completed"
-    assert fast.torn and len(fast.decisions) == 4 and sum(map(len, fast.likes.values())) > 0
+    assert fast.torn and len(fast.decisions) == 4
+    assert sum(map(len, fast.records["like"].values())) > 0
     replayer = Replayer(read_run(run_dir))
     replayer.advance_to(3)
     assert replayer.tick == 3
@@ -113,24 +116,39 @@ def test_load_run_by_kind_gives_what_the_exact_sort_gives(run_dir, monkeypatch, 
     if chunk:
         monkeypatch.setattr(agora.engine.log, "CHUNK_BYTES", chunk)
     log = run_dir / "log.jsonl"
-    fast = _by_kind(log)
+    kinds = ("decision", "tick", "post", "like")
+    fast = _by_kind(log, kinds)
     assert fast is not None
-    exact = _by_kind_line_by_line(log)
+    exact = _by_kind_line_by_line(log, kinds)
     assert fast[0] == exact[0] and fast[2] == exact[2]
     for kind in fast[1]:
         frame = _frame(fast[1][kind])
         assert frame.equals(_frame(exact[1][kind])) and frame.height > 0
 
 
-def test_load_run_sorts_odd_lines_as_it_always_did(tmp_path, run_dir):
+def test_load_run_sorts_hand_made_lines_and_names_a_line_of_no_kind(tmp_path, run_dir):
     lines = (run_dir / "log.jsonl").read_bytes().splitlines(keepends=True)[:-1]
+    at = next(i for i, line in enumerate(lines) if line.startswith(b'{"kind":"like"'))
+    spaced = json.dumps(json.loads(lines[at])).encode() + b"\n"  # '{"kind": "like", ...'
     log = tmp_path / "log.jsonl"
-    odd = [b'{"kind":"dance","tick":0}\n', b"{}\n"]  # a kind's letter, and a short line
-    log.write_bytes(b"".join([lines[0], *odd, *lines[1:]]))
-    assert _by_kind(log) is None
+    log.write_bytes(b"".join([*lines[:at], spaced, *lines[at + 1 :]]))
+    kinds = ("decision", "tick", "post", "like")
+    assert _by_kind(log, kinds) is None
     frames, plain = load_run(log), load_run(run_dir)
-    assert frames.decisions.equals(plain.decisions) and frames.likes.equals(plain.likes)
+    assert frames.decisions.equals(plain.decisions)
+    assert frames.records["like"].equals(plain.records["like"])
     assert frames.end == plain.end
+
+    # A kind the run did not declare (a declared kind's first letter), and lines of no kind:
+    # each is named, never left out.
+    for odd, why in (
+        (b'{"kind":"dance","tick":0}\n', "kind 'dance' is declared by neither"),
+        (b"{}\n", "not an agora log record"),
+        (b"\n", "not an agora log record"),
+    ):
+        log.write_bytes(b"".join([lines[0], odd, *lines[1:]]))
+        with pytest.raises(agora.engine.log.LogFormatError, match=rf"log\.jsonl:2: .*{why}"):
+            load_run(log)
 
     log.write_bytes(b'{"kind":"run","run_id"')
     with pytest.raises(agora.engine.log.LogFormatError, match="header is incomplete"):
@@ -168,7 +186,7 @@ def test_gc_paused_restores_the_collector_and_leaves_frozen_objects_alone():
 def test_append_writes_what_append_many_writes(tmp_path, run_dir):
     logged = read_run(run_dir)
     header: RunHeader = logged.header
-    records: list[Decision | Like] = [*logged.decisions[0][:50], *logged.likes[1][:50]]
+    records: list[Decision | Like] = [*logged.decisions[0][:50], *logged.records["like"][1][:50]]
     with RunLogWriter(tmp_path / "one.jsonl", header=header) as one:
         for record in records:
             one.append(record)

@@ -1,7 +1,6 @@
 import numpy as np
 
-from agora.engine.records import Like, Post
-from agora.policies.message_board import OFFLINE_POSTS, BoardConfig, MessageBoard
+from agora.policies.message_board import OFFLINE_POSTS, BoardConfig, Like, MessageBoard, Post
 
 
 def board(**settings) -> MessageBoard:

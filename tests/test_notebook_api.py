@@ -66,7 +66,8 @@ def test_runs_a_path_with_keyword_overrides(tmp_path: Path) -> None:
     header = run.frames().header
     assert header["seed"] == 3
     assert header["config"]["policies"]["board"]["enabled"] is False
-    assert run.frames().posts.height == 0
+    assert run.frames().records == {}, "a disabled board declares no record kinds"
+    assert header["records"] == {}
 
 
 def test_the_dict_is_left_as_it_was(tmp_path: Path) -> None:

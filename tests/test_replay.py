@@ -82,7 +82,7 @@ def test_an_edited_decision_is_caught_at_its_tick_and_named_by_its_own_line(tmp_
         replayer.step()
 
     # Without the decision checks (a log from before them), the tick's line is named.
-    log.write_bytes(b"".join(lines).replace(b'"format":2,', b'"format":1,', 1))
+    log.write_bytes(b"".join(lines).replace(b'"format":3,', b'"format":1,', 1))
     header = msgspec.json.decode(log.read_bytes().splitlines()[0])
     del header["header_hash"]
     rest = log.read_bytes().split(b"\n", 1)[1]
@@ -147,8 +147,10 @@ def test_load_run_gives_one_frame_per_record_kind(tmp_path):
     assert all(0 < p <= 1 for p in poa)
     cells = frames.decisions.filter(pl.col("valid")).select(pl.col("info").struct.field("cell"))
     assert set(cells.to_series().to_list()) <= {f"{p}{s}" for p in "-0+" for s in "-0+"}
-    assert frames.posts.height > 0 and {"post_id", "author", "text"} <= set(frames.posts.columns)
-    assert frames.likes.height > 0
+    posts, likes = frames.records["post"], frames.records["like"]
+    assert posts.height > 0 and {"post_id", "author", "text"} <= set(posts.columns)
+    assert likes.height > 0 and frames.of("like") is likes
+    assert frames.header["records"] == {"post": "policies.board", "like": "policies.board"}
 
 
 def test_frames_write_a_png_per_tick_and_an_animated_gif(tmp_path):

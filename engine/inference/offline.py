@@ -16,11 +16,11 @@ import msgspec
 import numpy as np
 
 from agora.engine.config import OfflineSection
-from agora.engine.protocols import OfflineBehaviour, Policy
+from agora.engine.protocols import AnswersAsks, OfflineBehaviour, Policy
 from agora.engine.records import Completion, EndpointReport, Request
 
 _MALFORMED_PROSE = (
-    "Let me think about where to go. I believe the best choice is to stay where I am for now.",
+    "Let me think about this first. I believe the best choice is to wait and see for now.",
     "I'm not sure. Both options have merit.",
 )
 
@@ -85,14 +85,31 @@ class OfflineClient:
         for policy in self._policies:
             for stance_name, share in policy.offline_signals(turn.views.get(policy.name)).items():
                 signals[stance_name] = signals.get(stance_name, 0.0) + share
-        fields, stance = self._behaviour.decide(turn.agent_id, turn.observation, rng, signals)
-        for policy in self._policies:
-            fields.update(
-                policy.offline_fields(turn.agent_id, turn.views.get(policy.name), stance, rng)
+        ask = request.ask
+        if ask is None:
+            fields, stance = self._behaviour.decide(turn.agent_id, turn.observation, rng, signals)
+        elif isinstance(self._behaviour, AnswersAsks):
+            fields, stance = self._behaviour.answer_ask(
+                turn.agent_id, ask.name, turn.observation, ask.answers, rng, signals
             )
-        text = self._encode(fields).decode()
+        else:
+            raise TypeError(
+                "this world's turns have several asks, and its offline behaviour has no "
+                "answer_ask to answer them"
+            )
+        if ask is None or ask.policies:
+            for policy in self._policies:
+                fields.update(
+                    policy.offline_fields(turn.agent_id, turn.views.get(policy.name), stance, rng)
+                )
+        if ask is not None and ask.free_text:
+            text = str(fields.get("text", ""))
+        else:
+            text = self._encode(fields).decode()
         if self._settings.invalid_rate > 0 and rng.random() < self._settings.invalid_rate:
             # Faults a real model makes, so re-asks and invalid records are exercised offline.
+            if ask is not None and ask.free_text:
+                return ""  # any prose may be valid: the fault a prose ask can see is none
             if rng.random() < 0.5:
                 return str(_MALFORMED_PROSE[int(rng.integers(len(_MALFORMED_PROSE)))])
             return text[: max(1, len(text) // 2)]
