@@ -18,6 +18,7 @@ from agora.engine.protocols import (
     AnswerField,
     Ask,
     AskNow,
+    PersonaPerAgent,
     Policy,
     WorldPrompts,
     asks_in_turns,
@@ -109,8 +110,13 @@ class LLMAgent:
         # A multi-ask world's asks, each with its schema and answer format built once.
         self.asks = asks
         self.multi = asks_in_turns(prompts) if asks is not None else None
-        template = config.persona if config.persona is not None else prompts.persona()
-        self.persona = template.replace("{agent}", str(agent_id))
+        if config.persona is None and isinstance(prompts, PersonaPerAgent):
+            # Its own, long and fixed: in its system text, a prefix it shares across ticks.
+            self.system = f"{system}\n\n{prompts.persona_of(agent_id)}"
+            self.persona = ""
+        else:
+            template = config.persona if config.persona is not None else prompts.persona()
+            self.persona = template.replace("{agent}", str(agent_id))
         self.memory: deque[str] = deque(maxlen=config.memory)
 
     def request(self, turn: Turn, seed: int) -> Request:
@@ -213,7 +219,8 @@ class LLMAgent:
             text = policy.render(turn.views[policy.name])
             if text:
                 parts.append(text)
-        parts.append(self.persona)
+        if self.persona:
+            parts.append(self.persona)
         if self.memory:
             parts.append(
                 "What happened to you lately:\n" + "\n".join(f"- {m}" for m in self.memory)

@@ -10,7 +10,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from agora.engine import __version__
+from agora.engine.commands import installed_commands, load_command
 from agora.engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
 from agora.engine.inference.mock_server import MockServer, MockSettings, serve
 from agora.engine.integrity import CHECKS_FORMAT
@@ -49,7 +50,23 @@ from agora.engine.tick_view import render_tick
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _parser() -> argparse.ArgumentParser:
+_BUILT_IN = frozenset({"run", "sweep", "check", "report", "resume", "replay", "mock-server"})
+
+
+def _plugged(name: str, load: Callable[[], Any], argv: list[str]) -> int:
+    """A plug-in's command (``agora.commands``), loaded now that it is asked for."""
+    command = load_command(name, load)
+    parser = argparse.ArgumentParser(prog=f"agora {name}", description=command.help)
+    command.add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return command.run(args)
+    except ConfigError as exc:
+        print(f"agora {name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser(plugged: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agora", description="Run LLM-agent societies.")
     parser.add_argument("--version", action="version", version=f"agora {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +145,10 @@ def _parser() -> argparse.ArgumentParser:
         help="response formats it takes: all (vLLM), json_object (llama-cpp-python), none",
     )
     mock.add_argument("--seed", type=int, default=0, help="seed of the fault and latency draws")
+    for name in sorted(plugged or {}):
+        if name not in _BUILT_IN:
+            # Listed without loading it: its own --help says what it takes.
+            commands.add_parser(name, help=f"a plug-in's command (agora {name} --help)")
     return parser
 
 
@@ -390,7 +411,11 @@ def _play(replayer: Replayer, last: int, delay: float, agents: set[int]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugged = installed_commands()
+    if argv and argv[0] in plugged and argv[0] not in _BUILT_IN:
+        return _plugged(argv[0], plugged[argv[0]], argv[1:])
+    args = _parser(plugged).parse_args(argv)
     if args.command == "mock-server":
         return _mock_server(args)
     if args.command == "replay":

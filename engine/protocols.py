@@ -183,6 +183,18 @@ def asks_in_turns(prompts: WorldPrompts) -> AsksInTurns | None:
     return prompts if isinstance(prompts, AsksInTurns) else None
 
 
+@runtime_checkable
+class PersonaPerAgent(Protocol):
+    """World prompts whose agents each have a persona of their own (a psychometric profile, a
+    biography). Optional: without it every agent gets ``persona()`` with its number.
+
+    The LLM agent puts it in the agent's system text after the rules, the prefix every request
+    of that agent shares, so a prefix-caching server keeps it across ticks (the rules stay the
+    prefix all agents share). ``agents.persona`` in a config still overrides it."""
+
+    def persona_of(self, agent_id: AgentId) -> str: ...
+
+
 class OfflineBehaviour(Protocol):
     """The seeded behavioural model that stands in for a model on the offline backend."""
 

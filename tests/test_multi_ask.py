@@ -292,6 +292,27 @@ def test_half_a_multi_ask_protocol_is_named(tmp_path):
         agora.run(settings, out=tmp_path / "run")
 
 
+class ProfiledPrompts(three_ask_world.OffersPrompts):
+    def persona_of(self, agent_id: int) -> str:
+        return f"You are player #{agent_id}, {20 + agent_id} years old."
+
+
+PROFILED = PartsPlugin(ProfiledPrompts, three_ask_world.BeliefOffline)
+
+
+def test_a_persona_of_its_own_is_each_agents_system_prefix(tmp_path):
+    client = ScriptedClient(offline_client())
+    settings = {"world": {"kind": "tests.test_multi_ask:PROFILED"}, "run": {"ticks": 2}}
+    agora.run(settings, out=tmp_path / "run", client=client)
+    for request in client.calls:
+        system, first = request.messages[0].content, request.messages[1].content
+        rules = "Each round you are offered a share of 10 coins. You may accept it or refuse it."
+        persona = f"You are player #{request.agent_id}, {20 + request.agent_id} years old."
+        # The rules all agents share, then the agent's own persona, the same every tick.
+        assert system == f"{rules}\n\n{persona}"
+        assert "You are player" not in first
+
+
 class TestThreeAskWorld(WorldConformance):
     """The kit on a multi-ask independent world: both schedulers, faults at each ask."""
 
