@@ -79,6 +79,7 @@ from agora.worlds.fairmind.brem import (
     earnings_z_series,
     norm_violation,
     round_pay,
+    sigmoid,
 )
 
 Floats = npt.NDArray[np.float64]
@@ -491,11 +492,6 @@ class Model:
         hits = np.where(w, (phi > 0.0) == (trials.choice > 0.5), False).sum(axis=-1)
         count = w.astype(bool).sum(axis=-1)
         return np.asarray(hits / np.maximum(count, 1), dtype=float)
-
-
-def sigmoid(x: npt.ArrayLike) -> Floats:
-    """σ(x) without overflow: 0.5·(1 + tanh(x/2))."""
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float))), dtype=float)
 
 
 def _col(theta: Floats, i: int) -> Floats:

@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from agora.worlds.fairmind.brem import POT
+from agora.worlds.fairmind.brem import sigmoid
 from agora.worlds.fairmind.fitting import (
     DEFAULT_CANDIDATES,
     DEFAULT_RESTARTS,
@@ -42,8 +42,8 @@ from agora.worlds.fairmind.models import (
     Floats,
     Model,
     Trials,
-    sigmoid,
 )
+from agora.worlds.fairmind.schedule import default_schedule
 
 # The boxes true parameters are drawn from, per model (uniform, independent).
 GENERATING: Final[Mapping[str, tuple[tuple[float, float], ...]]] = {
@@ -97,16 +97,9 @@ class ScheduleArrays:
 
 
 def spec_schedule(rng: np.random.Generator) -> ScheduleArrays:
-    """The spec's default design (as the world's ``schedule.default_schedule``, with its own
-    order from ``rng``): 6 unfair splits (P2 gets 0, 2, …, 10 of 30) × costs 1…9
-    = 54 rounds, plus 6 fair 15:15 rounds at costs drawn from 1…9, in a seeded order."""
-    p2 = [float(v) for v in (0, 2, 4, 6, 8, 10) for _ in range(1, 10)]
-    cost = [float(c) for _ in range(6) for c in range(1, 10)]
-    p2 += [15.0] * 6
-    cost += [float(c) for c in rng.integers(1, 10, size=6)]
-    order = rng.permutation(len(p2))
-    p2_arr = np.asarray(p2)[order]
-    return ScheduleArrays(POT - p2_arr, p2_arr, np.asarray(cost)[order])
+    """The world's default design (``schedule.default_schedule``: 54 unfair rounds and 6 fair
+    ones) in an order of its own, drawn from ``rng``: recovery on other orders of one design."""
+    return ScheduleArrays.from_rounds(default_schedule(int(rng.integers(2**31))).rounds)
 
 
 def simulate(
