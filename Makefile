@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= runs/schelling_city.toml
 ARGS   ?=
 
-.PHONY: help install run schelling schelling-experiment test test-fast lint bench clean
+.PHONY: help install run schelling schelling-experiment fairmind test test-fast lint bench clean
 .PHONY: image up down sweep-docker
 
 # Docker: Compose v2's plugin where there is one, else the standalone docker-compose.
@@ -22,6 +22,7 @@ help:
 	@echo "make run        the main job: 225-agent Schelling city, board on, offline backend"
 	@echo "make schelling  the same, from CONFIG=$(CONFIG) with ARGS='--ticks 50 ...'"
 	@echo "make schelling-experiment  the altruism experiment: sweep + report (offline mixes)"
+	@echo "make fairmind   FairMindSim: sweep of the offline agent kinds, model fits, report"
 	@echo "make test       the test suite"
 	@echo "make test-real  the city against a real model (llama.cpp + SmolLM2; builds real-env once)"
 	@echo "make bench-real re-asks with and without the answer schema on that model"
@@ -51,6 +52,16 @@ EXPERIMENT_OUT ?= runs/out/schelling_altruism
 schelling-experiment: $(STAMP)
 	$(BIN)/agora sweep $(EXPERIMENT) --out $(EXPERIMENT_OUT) $(ARGS)
 	$(BIN)/agora report $(EXPERIMENT_OUT)
+
+# FairMindSim (issue 14): the game per "model", then BREM and its baselines fitted per agent
+# (with the permutation test and recovery), then one report with Tables 2-6 and the figures.
+FAIRMIND ?= runs/fairmind_sweep.toml
+FAIRMIND_OUT ?= runs/out/fairmind
+FIT_ARGS ?= --recover
+fairmind: $(STAMP)
+	$(BIN)/agora sweep $(FAIRMIND) --out $(FAIRMIND_OUT) $(ARGS)
+	$(BIN)/agora fit $(FAIRMIND_OUT) --out $(FAIRMIND_OUT)/fit $(FIT_ARGS)
+	$(BIN)/agora report $(FAIRMIND_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -226,6 +226,39 @@ def log_speed(table: Table, quick: bool) -> None:
         )
 
 
+def fairmind_fit(table: Table, quick: bool) -> None:
+    from bench.fairmind_fit import run_fairmind_fit
+
+    result = run_fairmind_fit(
+        agents=100 if not quick else 30,
+        one_by_one=10 if not quick else 3,
+        permutations=200 if not quick else 20,
+    )
+    table.raw["fairmind_fit"] = result
+    table.add(
+        Row(
+            "8 FairMindSim fitting",
+            f"{result['agents']} simulated agents × {result['models']} models (60 trials each)",
+            f"{result['batched_s']} s",
+            "seconds",
+            result["batched_s"] <= 30,
+            f"one agent at a time: {result['one_agent_s']} s per agent "
+            f"(≈ {result['one_by_one_estimate_s']} s for all, {result['speedup']}× slower)",
+        ),
+        Row(
+            "8 FairMindSim fitting",
+            f"5-fold cross-validation, {result['agents']} agents × {result['models']} models",
+            f"{result['cv_s']} s",
+        ),
+        Row(
+            "8 FairMindSim fitting",
+            f"permutation test, BREM, {result['permutation_agents']} agents × "
+            f"{result['permutations']} shuffles",
+            f"{result['permutation_s']} s",
+        ),
+    )
+
+
 MEASURES: dict[str, Callable[[Table, bool], None]] = {
     "engine": engine_overhead,
     "client": client_cpu,
@@ -234,6 +267,7 @@ MEASURES: dict[str, Callable[[Table, bool], None]] = {
     "grid": rule_grid,
     "memory": memory,
     "log": log_speed,
+    "fairmind": fairmind_fit,
 }
 
 

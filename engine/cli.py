@@ -130,6 +130,7 @@ def _parser(plugged: Mapping[str, Any] | None = None) -> argparse.ArgumentParser
         ("timeout", "hang for --hang-s"),
         ("malformed", "send a malformed JSON body"),
         ("drop", "drop the connection"),
+        ("garbage", "answer in prose instead of the format asked (an invalid answer)"),
     ]:
         mock.add_argument(
             f"--rate-{fault}", type=float, default=0.0, help=f"fraction of requests to {text}"
@@ -307,6 +308,7 @@ def _mock_server(args: argparse.Namespace) -> int:
                 "hang_s": args.hang_s,
                 "rate_malformed": args.rate_malformed,
                 "rate_drop": args.rate_drop,
+                "rate_garbage": args.rate_garbage,
                 "seed": args.seed,
                 "formats": args.formats,
             },

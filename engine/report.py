@@ -3,8 +3,9 @@
 What is drawn follows the shape of each tick metric, so any world gets a report: scalar metrics
 as series over ticks, square integer tables (the behaviour matrix) as a heatmap summed over the
 run; plus decisions per tick, invalid answers and their reasons, tokens and cost, the records
-of each kind the world and the policies declare, and the final state drawn by the world when it
-can draw itself.
+of each kind the world and the policies declare, the world's own sections when it has any
+(``world_reports.RunSections``), and the final state drawn by the world when it can draw
+itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import polars as pl
 from agora.engine.frames import load_run
 from agora.engine.plugins import load_plugin
 from agora.engine.replay import Replayer, read_run
-from agora.engine.world_reports import Draws, table_axes
+from agora.engine.world_reports import Draws, RunSections, table_axes
 
 
 def write_report(run_dir: Path) -> Path:
@@ -151,6 +152,9 @@ def write_report(run_dir: Path) -> Path:
         lines.append("")
 
     lines += _records_section(frames.records, header.get("records", {}))
+    if isinstance(world_plugin, RunSections):
+        for block in world_plugin.run_sections(frames, run_dir, out):
+            lines += [block, ""]
     picture = _final_picture(run_dir, out)
     if picture:
         lines += ["## Final state", "", f"![final state]({picture})", ""]

@@ -47,6 +47,14 @@ class SweepSections(Protocol):
 
 
 @runtime_checkable
+class RunSections(Protocol):
+    """A world plugin that adds its own markdown sections to one run's report (figures it
+    draws go into ``out``, the report's directory)."""
+
+    def run_sections(self, frames: Any, run_dir: Path, out: Path) -> list[str]: ...
+
+
+@runtime_checkable
 class RendersState(Protocol):
     """World prompts that can write the whole current state as text (``agora replay``)."""
 

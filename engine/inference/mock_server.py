@@ -2,15 +2,18 @@
 
 It answers ``/v1/chat/completions`` and ``/v1/completions`` in each world's expected format: a
 world plugin may offer a ``text_responder`` that reads its own prompt text and answers like a
-rule agent would. Latency (fixed or lognormal), a concurrency cap and faults (429 with
-Retry-After, 500, hangs past the client's timeout, malformed JSON, dropped connections) are
-injected at configured rates. Answers are drawn from the request's seed, so the same request
-gets the same answer. It binds 127.0.0.1 unless told otherwise.
+rule agent would; a prompt no responder claims gets a seeded answer built from the request's
+JSON schema (``schema_answer.py``), so any world's structured asks are answered. Latency (fixed
+or lognormal), a concurrency cap and faults (429 with Retry-After, 500, hangs past the client's
+timeout, malformed JSON, dropped connections, prose instead of the format asked) are injected
+at configured rates. Answers are drawn from the request's seed, so the same request gets the
+same answer. It binds 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Protocol
@@ -19,6 +22,7 @@ import msgspec
 import numpy as np
 from aiohttp import web
 
+from agora.engine.inference.schema_answer import answer_from_schema
 from agora.engine.records import Message
 
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
@@ -42,6 +46,9 @@ class MockSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hang_s: Annotated[float, msgspec.Meta(ge=0.0)] = 30.0
     rate_malformed: Rate = 0.0
     rate_drop: Rate = 0.0
+    # Answers in prose, not the format asked: a 200 the client must record as invalid. Drawn
+    # from the request's seed, so a re-ask of the same request gets the same prose.
+    rate_garbage: Rate = 0.0
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
     # Which response formats it takes, as real servers differ: "all" (vLLM, OpenAI),
     # "json_object" (llama-cpp-python: HTTP 500 to json_schema), "none" (HTTP 400 to any).
@@ -146,12 +153,17 @@ class MockServer:
         self.stats.in_flight += 1
         self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
         try:
-            return await self._respond(request, conversations, seed, chat)
+            return await self._respond(request, conversations, seed, chat, form)
         finally:
             self.stats.in_flight -= 1
 
     async def _respond(
-        self, request: web.Request, conversations: list[list[Message]], seed: int | None, chat: bool
+        self,
+        request: web.Request,
+        conversations: list[list[Message]],
+        seed: int | None,
+        chat: bool,
+        form: dict[str, Any] | None,
     ) -> web.StreamResponse:
         fault = self._draw_fault()
         if fault is not None:
@@ -176,7 +188,8 @@ class MockServer:
             return web.Response(
                 body=b'{"choices": [{"message": {"content": "trunc', content_type="application/json"
             )
-        texts = [self._answer(c, seed, i) for i, c in enumerate(conversations)]
+        schema = _requested_schema(form)
+        texts = [self._answer(c, seed, i, schema) for i, c in enumerate(conversations)]
         self.stats.answered += 1
         return web.Response(
             body=self._encode(self._payload(conversations, texts, chat)),
@@ -217,12 +230,20 @@ class MockServer:
             base *= float(self._latency.lognormal(0.0, self.settings.latency_sigma))
         await asyncio.sleep(base)
 
-    def _answer(self, messages: list[Message], seed: int | None, index: int) -> str:
+    def _answer(
+        self, messages: list[Message], seed: int | None, index: int, schema: Any = None
+    ) -> str:
         rng = np.random.default_rng([seed if seed is not None else 0, index])
+        if self.settings.rate_garbage and rng.random() < self.settings.rate_garbage:
+            self.stats.faults["garbage"] = self.stats.faults.get("garbage", 0) + 1
+            return "Well, I would rather think about it some more before I decide."
         for responder in self.responders:
             text = responder.answer(messages, rng)
             if text is not None:
                 return text
+        if schema is not None:
+            # No world claims the prompt, but the request says what an answer looks like.
+            return json.dumps(answer_from_schema(schema, rng))
         return '{"reasoning": "the mock server has no responder for this prompt"}'
 
     def _payload(
@@ -256,6 +277,14 @@ class MockServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+
+def _requested_schema(form: dict[str, Any] | None) -> Any:
+    """The answer schema of a ``json_schema`` response_format, else None."""
+    if not form or form.get("type") != "json_schema":
+        return None
+    spec = form.get("json_schema")
+    return spec.get("schema") if isinstance(spec, dict) else None
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

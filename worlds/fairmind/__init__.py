@@ -15,6 +15,8 @@ paper's measures over the trials; ``brem.py`` holds the BREM equations the offli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from agora.engine.protocols import WorldParts
@@ -60,6 +62,16 @@ class FairMindPlugin:
             prompts=FairMindPrompts(settings, personas, schedule),
             offline=FairMindOffline(personas, settings.offline, seeds),
         )
+
+    def run_sections(self, frames: Any, run_dir: Path, out: Path) -> list[str]:
+        from agora.worlds.fairmind.report_sections import run_sections
+
+        return run_sections(frames, run_dir, out)
+
+    def sweep_sections(self, runs: Sequence[Any], analysis: Any, out: Path) -> list[str]:
+        from agora.worlds.fairmind.report_sections import sweep_sections
+
+        return sweep_sections(runs, out)
 
 
 PLUGIN = FairMindPlugin()
