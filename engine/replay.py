@@ -43,7 +43,15 @@ from agora.engine.log import (
     sort_by_kind,
 )
 from agora.engine.plugins import load_plugin
-from agora.engine.protocols import Agent, Missed, Policy, Remembers, World, WorldPrompts
+from agora.engine.protocols import (
+    Agent,
+    Missed,
+    Policy,
+    Remembers,
+    World,
+    WorldPrompts,
+    show_policies,
+)
 from agora.engine.record_kinds import RunRecords, world_records
 from agora.engine.records import (
     AgentId,
@@ -350,6 +358,7 @@ class Replayer:
                 settings = {k: v for k, v in section.items() if k != "enabled"}
                 policy_config = check(settings, plugin.config_type, f"policies.{name}")
                 self.policies.append(plugin.build(policy_config, self.seeds, name, parts.world))
+            show_policies(parts.world, self.policies)
         except (ConfigError, KeyError) as exc:
             raise ReplayError(
                 f"{logged.path}:1: the run header cannot be rebuilt ({exc})"

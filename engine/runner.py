@@ -41,7 +41,14 @@ from agora.engine.inference.build import build_client
 from agora.engine.integrity import sealed_header
 from agora.engine.log import LOG_NAME, LogBusyError, RunLogWriter
 from agora.engine.plugins import load_plugin
-from agora.engine.protocols import Agent, LLMClient, Policy, Remembers, WorldParts
+from agora.engine.protocols import (
+    Agent,
+    LLMClient,
+    Policy,
+    Remembers,
+    WorldParts,
+    show_policies,
+)
 from agora.engine.record_kinds import LoggedRecords, RunRecords, declare
 from agora.engine.records import (
     AgentId,
@@ -347,6 +354,7 @@ async def execute(
         policies: list[Policy] = [
             p.plugin.build(p.config, seeds, p.name, parts.world) for p in plan.policies
         ]
+        show_policies(parts.world, policies)
         world_asks(parts.prompts)  # before agents are built from the prompts
         agents = plan.agent_plugin.build(
             plan.agent_config, parts.world.agent_ids(), parts.prompts, policies, config.inference

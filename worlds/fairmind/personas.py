@@ -27,9 +27,7 @@ agree. A bad value or a missing column is a one-line ``ConfigError`` naming the 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,6 +37,7 @@ import msgspec
 import numpy as np
 
 from agora.engine.config import ConfigError
+from agora.engine.csv_table import read_csv_table
 from agora.engine.seeding import Seeds
 from agora.worlds.fairmind.items import SCALES, Scale
 
@@ -161,38 +160,12 @@ def generate(agents: int, seeds: Seeds) -> list[Persona]:
 
 def load(path: str | Path, agents: int, field: str = "world.personas") -> list[Persona]:
     """The first ``agents`` participants of the CSV at ``path``."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: no persona file {file} (give a CSV path)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{field}: {file} cannot be read ({exc})") from None
-    where = f"{field}: {file}"
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
-        raise ConfigError(f"{where}: the file is empty; it needs a header row")
-    names = [h.strip().lower() for h in header]
-    columns = {name: i for i, name in enumerate(names)}
-    doubled = sorted({n for n in names if names.count(n) > 1 and n})
-    if doubled:
-        raise ConfigError(f"{where}:1: column {doubled[0]!r} appears twice; keep one")
-    for required in ("age", "gender", "svo"):
-        if required not in columns:
-            raise ConfigError(f"{where}:1: no column {required!r}; add it to the header")
-    sources = {scale.key: _scale_columns(scale, columns, where) for scale in SCALES}
+    table = read_csv_table(path, field, ("age", "gender", "svo"))
+    where = table.where
+    sources = {scale.key: _scale_columns(scale, table.columns, where) for scale in SCALES}
     personas: list[Persona] = []
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(names):
-            raise ConfigError(
-                f"{where}:{line}: {len(row)} values for {len(names)} columns; "
-                "give one value per column (empty for none)"
-            )
-        personas.append(_persona(row, columns, sources, f"{where}:{line}", len(personas)))
+    for row in table:
+        personas.append(_persona(row.cells, row.columns, sources, row.where, len(personas)))
         if len(personas) == agents:
             break
     if len(personas) < agents:

@@ -1,0 +1,399 @@
+"""ProSim (issue 15): the two worlds through the conformance kit, the contagion rule on a
+hand-built graph, mediation against a known synthetic effect, the graph loader's and the
+persona CSV's errors, the inequity policy's seeds, the offline effects and null condition, and
+the three studies' one report from the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import agora
+from agora.engine.config import ConfigError
+from agora.engine.seeding import Seeds
+from agora.policies.inequity import pick_seeds
+from agora.testing import WorldConformance
+from agora.worlds.prosim import analysis, personas
+from agora.worlds.prosim.config import NetworkConfig
+from agora.worlds.prosim.graph_io import load_graph
+from agora.worlds.prosim.network import DayAnswer, NetworkWorld, ProSimChange, ProSimDelivery
+from agora.worlds.prosim.texts import load_scenarios
+from tests.helpers import REPO, run_cli
+
+SCENARIOS = REPO / "runs" / "prosim_scenarios.toml"
+NETWORK = REPO / "runs" / "prosim_network.toml"
+PUNISHMENT = REPO / "runs" / "prosim_punishment.toml"
+
+
+class TestProSimScenarios(WorldConformance):
+    config = SCENARIOS
+    overrides: Mapping[str, Any] = {
+        "world.agents": 5,
+        "world.interventions": ["none", "enforce"],
+        "run.ticks": 2,
+    }
+    valid_metric = "answered"
+    missed_metric = "missed"
+
+    def valid_turns(self, world: Any) -> Mapping[int, int]:
+        return {a: sum(q is not None for q in rows) for a, rows in enumerate(world.answered)}
+
+
+class TestProSimNetwork(WorldConformance):
+    config = NETWORK
+    overrides: Mapping[str, Any] = {
+        "world.agents": 10,
+        "world.graph.neighbours": 4,
+        "world.activation_rate": 0.6,
+        "run.ticks": 5,
+    }
+    valid_metric = "answered"
+    missed_metric = "missed"
+
+    def valid_turns(self, world: Any) -> Mapping[int, int]:
+        return {a: sum(d is not None for d in rows) for a, rows in enumerate(world.days)}
+
+
+def one_line_exit_2(result: Any, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+# ---- the contagion rule, by hand ---------------------------------------------------------------
+
+
+class Treats:
+    """A stand-in policy: shows agent 0 its treatment from tick 1 on."""
+
+    name = "stand_in"
+
+    def view(self, agent_id: int, tick: int) -> str | None:
+        return "unfair" if agent_id == 0 and tick >= 1 else None
+
+    def offline_signals(self, view: Any) -> Mapping[str, float]:
+        return {"inequity": 1.0} if view else {}
+
+
+def path_world() -> NetworkWorld:
+    # 0 — 1 — 2 — 3, every edge active every day.
+    config = NetworkConfig(agents=4, activation_rate=1.0)
+    seeds = Seeds(0)
+    world = NetworkWorld(
+        config,
+        nx.path_graph(4),
+        personas.generate(4, seeds),
+        load_scenarios(None).by_key("volunteering"),
+        seeds,
+        "generated",
+    )
+    world.see_policies([Treats()])  # type: ignore[list-item]
+    return world
+
+
+def day(world: NetworkWorld, tick: int, ratings: Sequence[tuple[int, int]]) -> list[Any]:
+    for agent in world.agent_ids():
+        world.observe(agent, tick)
+    actions = {a: DayAnswer(w, u, "") for a, (w, u) in enumerate(ratings)}
+    world.apply(tick, actions, np.random.default_rng(0), {})
+    return world.tick_records(tick)
+
+
+def test_the_contagion_rule_on_a_path_graph_gives_the_hand_worked_states():
+    world = path_world()
+    day(world, 0, [(5, 2)] * 4)
+    assert world.state == ["unaffected"] * 4  # nobody treated on day 1
+    records = day(world, 1, [(5, 2)] * 4)
+    assert world.state == ["seed", "unaffected", "unaffected", "unaffected"]
+    assert next(r for r in records if isinstance(r, ProSimChange)).cause == "treated"
+    # Day 3: 1 is told by 0 and falls and resents: affected. 2 does the same, untold: not.
+    records = day(world, 2, [(5, 2), (4, 3), (4, 3), (5, 2)])
+    assert world.state == ["seed", "affected", "unaffected", "unaffected"]
+    deliveries = [(r.sender, r.recipient) for r in records if isinstance(r, ProSimDelivery)]
+    assert deliveries == [(0, 1)]
+    change = next(r for r in records if isinstance(r, ProSimChange))
+    assert (change.agent, change.exposed_by, change.previous_willingness) == (1, [0], 5)
+    # Day 4: 2 is told by 1, but its willingness does not fall (4 → 4): still unaffected.
+    day(world, 3, [(5, 2), (4, 3), (4, 5), (5, 2)])
+    assert world.state[2] == "unaffected"
+    # Day 5: 2 falls (4 → 3) and resents more (5 → 6): affected. 3 is untold (2 was not
+    # affected yesterday), though its ratings move the same way.
+    records = day(world, 4, [(5, 2), (4, 3), (3, 6), (4, 3)])
+    assert world.state == ["seed", "affected", "affected", "unaffected"]
+    assert sorted((r.sender, r.recipient) for r in records if isinstance(r, ProSimDelivery)) == [
+        (0, 1),
+        (1, 0),
+        (1, 2),
+    ]
+    assert world.metrics(4)["affected"] == 3
+
+
+def test_a_missed_day_is_skipped_in_the_comparison():
+    world = path_world()
+    day(world, 0, [(5, 2)] * 4)
+    day(world, 1, [(5, 2)] * 4)
+    for agent in world.agent_ids():
+        world.observe(agent, 2)
+    # Agent 1 misses day 3; on day 4 it is compared with day 2.
+    actions = {a: DayAnswer(5, 2, "") for a in (0, 2, 3)}
+    world.apply(2, actions, np.random.default_rng(0), {1: "invalid"})
+    day(world, 3, [(5, 2), (4, 3), (5, 2), (5, 2)])
+    assert world.state[1] == "affected"
+    assert world.observe(1, 4).history[-2].day == 2
+
+
+# ---- mediation ---------------------------------------------------------------------------------
+
+
+def test_mediation_recovers_a_known_indirect_effect_within_its_interval():
+    rng = np.random.default_rng(3)
+    agents, days = 150, 6
+    cluster = np.repeat(np.arange(agents), days)
+    x = (rng.random(agents * days) < 0.4).astype(float)
+    m = 1.0 + 2.0 * x + rng.normal(0, 1, agents * days)
+    y = 3.0 - 0.5 * m - 0.3 * x + rng.normal(0, 1, agents * days)
+    result = analysis.mediation(x, m, y, cluster, np.random.default_rng(0), resamples=400)
+    assert result.low < -1.0 < result.high  # a·b = 2 × −0.5
+    assert abs(result.a - 2.0) < 0.15 and abs(result.b + 0.5) < 0.08
+    assert result.total == pytest.approx(result.direct + result.indirect, abs=1e-9)
+    assert result.clusters == agents and result.resamples == 400
+
+
+def test_mediation_without_a_mediated_path_has_an_interval_around_zero():
+    rng = np.random.default_rng(4)
+    n = 600
+    x = (rng.random(n) < 0.5).astype(float)
+    m = rng.normal(0, 1, n)  # X does not move M
+    y = 1.0 - 0.8 * x + 0.5 * m + rng.normal(0, 1, n)
+    result = analysis.mediation(x, m, y, np.arange(n), np.random.default_rng(0), resamples=400)
+    assert result.low < 0.0 < result.high
+    with pytest.raises(ValueError, match="does not vary"):
+        analysis.mediation(np.zeros(n), m, y, np.arange(n), np.random.default_rng(0))
+
+
+def test_mean_ci_matches_a_hand_computed_t_interval():
+    ci = analysis.mean_ci([1.0, 2.0, 3.0, 4.0])
+    # mean 2.5, sd 1.2910, t(0.975, 3) = 3.1824: half-width 2.0543.
+    assert (ci.mean, round(ci.low, 3), round(ci.high, 3)) == (2.5, 0.446, 4.554)
+
+
+# ---- personas ----------------------------------------------------------------------------------
+
+
+def test_bands_follow_the_sd_cut_points():
+    assert [personas.band(z) for z in (-2.5, -1.5, 0.0, 1.0, 1.5, 2.5)] == [
+        "very low",
+        "low",
+        "average",
+        "average",
+        "high",
+        "very high",
+    ]
+
+
+def test_generated_personas_follow_the_specs_moments():
+    people = personas.generate(3000, Seeds(5))
+    scores = {t.key: np.array([p.scores[t.key] for p in people]) for t in personas.TRAITS}
+    assert abs(scores["agreeableness"].mean() - 3.69) < 0.03
+    assert abs(scores["empathic_concern"].mean() - 3.0) < 0.03
+    assert all(v.min() >= 1.0 and v.max() <= 5.0 for v in scores.values())
+    incomes = [p.income for p in people]
+    assert set(incomes) == set(personas.INCOME_QUINTILES)
+    assert all(abs(incomes.count(q) / 3000 - 0.2) < 0.03 for q in personas.INCOME_QUINTILES)
+    assert abs(sum(p.gender == "male" for p in people) / 3000 - 0.511) < 0.03
+    assert personas.generate(3, Seeds(5)) == people[:3]
+    text = personas.render(people[0])
+    assert "population average 3.69" in text and "Forget that you are an AI" in text
+
+
+def persona_csv(path: Any, rows: int = 4, **override: str) -> None:
+    columns = ["id", "gender", "age", "income", *(t.key for t in personas.TRAITS)]
+    lines = [",".join(columns)]
+    for n in range(rows):
+        values = {"id": f"p{n}", "gender": "female", "age": "30-34", "income": "20442"}
+        values |= {t.key: "3.5" for t in personas.TRAITS}
+        if n == 1:
+            values |= override
+        lines.append(",".join(values[c] for c in columns))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_persona_csv_is_read_and_its_bad_rows_are_named(tmp_path):
+    good = tmp_path / "people.csv"
+    persona_csv(good)
+    people = personas.load(good, 4)
+    assert people[0].participant == "p0" and people[0].scores["openness"] == 3.5
+    bad = tmp_path / "bad.csv"
+    persona_csv(bad, openness="9")
+    with pytest.raises(ConfigError, match=r"bad.csv:3: openness 9 is outside 1–5"):
+        personas.load(bad, 4)
+    result = run_cli(
+        "run", str(SCENARIOS), "--out", str(tmp_path / "run"), "--set",
+        f"world.personas={bad}", "--set", "world.agents=4",
+    )  # fmt: skip
+    one_line_exit_2(result, "bad.csv:3", "openness")
+    result = run_cli(
+        "run", str(SCENARIOS), "--out", str(tmp_path / "run2"), "--set",
+        f"world.personas={good}", "--set", "world.agents=9",
+    )  # fmt: skip
+    one_line_exit_2(result, "4 people, fewer than world.agents = 9")
+
+
+# ---- the graph loader --------------------------------------------------------------------------
+
+
+def test_an_edge_list_and_graphml_load_as_agents_in_file_order(tmp_path):
+    edges = tmp_path / "g.edgelist"
+    edges.write_text("# a square\nb a\na,c\nc d\nd b\ne\n")
+    graph = load_graph(edges, 5)
+    assert (
+        sorted(graph.edges()) == [(0, 1), (0, 3), (1, 2), (2, 3)] and graph.number_of_nodes() == 5
+    )
+    source = nx.relabel_nodes(nx.cycle_graph(6), {n: f"n{n}" for n in range(6)})
+    nx.write_graphml(source, tmp_path / "g.graphml")
+    loaded = load_graph(tmp_path / "g.graphml", 4)  # the first four nodes and their edges
+    assert sorted(loaded.edges()) == [(0, 1), (1, 2), (2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("g.gml", "a b\n", "unknown graph format '.gml'"),
+        ("g.txt", "a b c\n", "g.txt:1: 3 names"),
+        ("g.txt", "a b\nc c\n", "g.txt:2: a self-loop on 'c'"),
+        ("g.txt", "# nothing\n", "the graph has no nodes"),
+        ("g.txt", "a b\nb c\n", "3 nodes, fewer than world.agents = 10"),
+        (
+            "g.graphml",
+            '<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph>'
+            '<node id="a"/><edge source="a" target="z"/></graph></graphml>',
+            "names node 'z', which the file does not declare",
+        ),
+        ("g.graphml", "<graphml><graph>", "not GraphML"),
+    ],
+)
+def test_a_bad_graph_file_is_one_line_naming_it_and_exit_2(tmp_path, name, text, needle):
+    path = tmp_path / name
+    path.write_text(text)
+    result = run_cli(
+        "run", str(NETWORK), "--out", str(tmp_path / "run"), "--set", "world.agents=10",
+        "--set", f"world.graph.file={path}",
+    )  # fmt: skip
+    one_line_exit_2(result, "world.graph.file", needle)
+
+
+# ---- the inequity policy -----------------------------------------------------------------------
+
+
+class Scores:
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = values
+
+    def agent_score(self, agent_id: int, key: str) -> float:
+        return self.values[agent_id]
+
+
+def test_seeds_are_the_extremes_with_ties_broken_by_the_seed():
+    world = Scores([5.0, 1.0, 3.0, 1.0, 9.0, 1.0])
+    rng = np.random.default_rng
+    assert pick_seeds(world, range(6), "income", "highest", 2, rng(0)) == [0, 4]
+    lowest = {tuple(pick_seeds(world, range(6), "income", "lowest", 2, rng(s))) for s in range(20)}
+    assert lowest <= {(1, 3), (1, 5), (3, 5)} and len(lowest) > 1
+    assert pick_seeds(world, range(6), "income", "lowest", 2, rng(7)) == pick_seeds(
+        world, range(6), "income", "lowest", 2, rng(7)
+    )
+
+
+def test_enforce_burden_treats_the_lowest_incomes(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", str(NETWORK), "--out", str(out), "--set", "run.ticks=3",
+        "--set", "policies.inequity.treatment=enforce_burden", "--set", "policies.inequity.seeds=3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frames = agora.load_run(out)
+    incomes = dict(frames.of("prosim_persona").select("agent", "income").iter_rows())
+    notices = frames.of("inequity_notice")
+    treated = set(notices["agent"].to_list())
+    assert len(treated) == 3 and set(notices["tick"].to_list()) == {1, 2}
+    assert max(incomes[a] for a in treated) == min(incomes.values())
+
+
+def test_the_policy_on_a_world_without_scores_is_one_line(tmp_path):
+    config = tmp_path / "gift.toml"
+    text = (REPO / "runs" / "gift_network.toml").read_text()
+    config.write_text(text + '\n[policies.unfair]\nkind = "inequity"\n')
+    result = run_cli("run", str(config), "--out", str(tmp_path / "run"))
+    one_line_exit_2(result, "policies.unfair", "no scores to pick seeds by")
+
+
+# ---- offline effects, the null condition, the report -------------------------------------------
+
+
+def test_offline_policy_effects_are_found_in_their_directions(tmp_path):
+    out = tmp_path / "s1"
+    result = run_cli("run", str(SCENARIOS), "--out", str(out), "--set", "world.agents=40")
+    assert result.returncode == 0, result.stderr
+    ratings = agora.load_run(out).of("prosim_rating")
+    assert len(ratings) == 40 * 6 * 5
+    assert ratings["belief"].str.len_chars().min() > 0
+    effects = {r[0]: r for r in analysis.intervention_effects(ratings).iter_rows()}
+    # The offline model's documented effects: economic +0.8, social +0.5, moral +0.4,
+    # enforce −0.4; each interval excludes zero on the side it was built.
+    assert effects["economic"][2] > 0 and effects["social"][2] > 0 and effects["moral"][2] > 0
+    assert effects["enforce"][3] < 0
+    assert effects["economic"][1] > effects["moral"][1]
+
+
+def test_inequity_spreads_and_the_null_condition_finds_none(tmp_path):
+    treated, null = tmp_path / "treated", tmp_path / "null"
+    args = ("--set", "world.agents=40", "--set", "run.ticks=12")
+    assert run_cli("run", str(NETWORK), "--out", str(treated), *args).returncode == 0
+    result = run_cli(
+        "run", str(NETWORK), "--out", str(null), *args, "--set", "policies.inequity.enabled=false"
+    )
+    assert result.returncode == 0, result.stderr
+    spread = agora.load_run(treated).of("tick")["metrics"].struct.field("affected").to_list()
+    assert spread[0] == 0 and spread[1] == 2 and spread[-1] > 10
+    assert spread == sorted(spread)  # affected is for the rest of the run
+    none = agora.load_run(null)
+    assert none.of("prosim_change").is_empty() and none.of("prosim_delivery").is_empty()
+    days = agora.load_run(treated).of("prosim_day")
+    mediated = analysis.contagion_mediation(days, np.random.default_rng(0), resamples=200)
+    assert mediated.a > 0 and mediated.b < 0 and mediated.high < 0
+
+
+def test_the_three_studies_make_one_report(tmp_path):
+    runs = {
+        "scenarios": (SCENARIOS, ("--set", "world.agents=8")),
+        "punishment": (PUNISHMENT, ("--set", "world.agents=4", "--set", "run.ticks=12")),
+        "network": (NETWORK, ("--set", "world.agents=20", "--set", "run.ticks=6")),
+    }
+    for name, (config, args) in runs.items():
+        result = run_cli("run", str(config), "--out", str(tmp_path / name), *args)
+        assert result.returncode == 0, result.stderr
+    out = tmp_path / "report"
+    result = run_cli(
+        "prosim-report", "--scenarios", str(tmp_path / "scenarios"), "--punishment",
+        str(tmp_path / "punishment"), "--network", str(tmp_path / "network"), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    for heading in ("Study 1", "Study 2", "Study 3", "a·b: indirect", "offline behavioural model"):
+        assert heading in report
+    for picture in ("prosim_willingness.png", "prosim_punishment.png", "prosim_contagion.png"):
+        assert (out / picture).stat().st_size > 1000
+    assert (
+        len(list((out / "graph").glob("tick_*.png"))) == 6 and (out / "graph" / "run.gif").exists()
+    )
+    wrong = run_cli("prosim-report", "--network", str(tmp_path / "scenarios"), "--out", str(out))
+    one_line_exit_2(wrong, "--network", "'prosim_scenarios' run")
+    single = run_cli("report", str(tmp_path / "network"))
+    assert single.returncode == 0, single.stderr
+    assert "ProSim Study 3" in (tmp_path / "network" / "report" / "report.md").read_text()
