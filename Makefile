@@ -65,7 +65,7 @@ fairmind: $(STAMP)
 	$(BIN)/agora report $(FAIRMIND_OUT)
 
 # ProSim (issue 15): the three studies and the network's no-policy contrast, one report.
-# PROSIM_ARGS go to every run (e.g. --backend openai --endpoint URL --model NAME).
+# PROSIM_ARGS go to every run (e.g. --backend openai-http --endpoint URL --model NAME).
 PROSIM_OUT ?= runs/out/prosim
 PROSIM_ARGS ?=
 prosim: $(STAMP)

@@ -239,3 +239,37 @@ def test_a_schema_answer_satisfies_its_schema_and_follows_the_seed():
         assert answer["kind"] == "x"
     assert {a["choice"] for a in answers} == {"ACCEPT", "PUNISH"}
     assert answer_from_schema(schema, np.random.default_rng(7)) == answers[7]
+
+
+def test_agents_too_short_to_fit_still_count_in_table_2(tmp_path):
+    run = tmp_path / "short"
+    result = run_cli(
+        "run", str(REPO / "runs" / "fairmind.toml"), "--out", str(run), "--ticks", "3",
+        "--agents", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert run_cli("report", str(run)).returncode == 0
+    report = (run / "report" / "report.md").read_text()
+    assert "| offline-mix | offline | 2 | 6 | 0 |" in report  # 2 agents × 3 rounds played
+
+
+def test_a_broken_run_or_an_unwritable_out_is_one_line_and_models_count_once(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "log.jsonl").write_text("")
+    one_line_exit_2(run_cli("fit", str(broken), "--out", str(tmp_path / "o")), "not a readable")
+    csv = tmp_path / "trials.csv"
+    trials_csv(csv)
+    (tmp_path / "file").write_text("")
+    one_line_exit_2(
+        run_cli("fit", str(csv), "--out", str(tmp_path / "file"), *FAST), "--out", "cannot write"
+    )
+    twice = run_cli(
+        "fit", str(csv), "--out", str(tmp_path / "twice"), *FAST, "--models", "brem,BREM"
+    )
+    assert twice.returncode == 0, twice.stderr
+    fits = pl.read_csv(tmp_path / "twice" / "fits.csv")
+    assert (
+        fits["model"].to_list().count("BREM")
+        == fits["agent"].n_unique() * fits["dataset"].n_unique()
+    )

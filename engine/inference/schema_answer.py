@@ -41,10 +41,10 @@ def answer_from_schema(schema: Any, rng: np.random.Generator, depth: int = 0) ->
             if isinstance(name, str)
         }
     if kind == "integer":
-        low, high = _bounds(schema, -100, 100)
+        low, high = _bounds(schema, -100, 100, step=1.0)
         return int(rng.integers(math.ceil(low), math.floor(high) + 1))
     if kind == "number":
-        low, high = _bounds(schema, -100, 100)
+        low, high = _bounds(schema, -100, 100, step=0.001)
         return round(float(low + rng.random() * (high - low)), 3)
     if kind == "boolean":
         return bool(rng.integers(2))
@@ -58,12 +58,18 @@ def answer_from_schema(schema: Any, rng: np.random.Generator, depth: int = 0) ->
     return None
 
 
-def _bounds(schema: dict[str, Any], low: float, high: float) -> tuple[float, float]:
-    lo = float(schema.get("minimum", schema.get("exclusiveMinimum", low)))
-    hi = float(schema.get("maximum", schema.get("exclusiveMaximum", high)))
-    if "minimum" not in schema and "maximum" in schema:
+def _bounds(schema: dict[str, Any], low: float, high: float, step: float) -> tuple[float, float]:
+    """The inclusive range to draw from; an exclusive bound moves in by ``step`` (1 for an
+    integer, the rounding's 0.001 for a number), so it is never drawn."""
+    lo = float(schema.get("minimum", low))
+    hi = float(schema.get("maximum", high))
+    if "minimum" not in schema and "exclusiveMinimum" in schema:
+        lo = float(schema["exclusiveMinimum"]) + step
+    if "maximum" not in schema and "exclusiveMaximum" in schema:
+        hi = float(schema["exclusiveMaximum"]) - step
+    if "minimum" not in schema and "exclusiveMinimum" not in schema:
         lo = min(lo, hi)
-    if "maximum" not in schema and "minimum" in schema:
+    if "maximum" not in schema and "exclusiveMaximum" not in schema:
         hi = max(hi, lo)
     return lo, max(lo, hi)
 

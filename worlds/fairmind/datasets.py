@@ -52,6 +52,13 @@ class Dataset:
     too_few: dict[str, int] = field(default_factory=dict)  # agent → rounds, not fitted
     truth: dict[str, str] = field(default_factory=dict)  # agent → offline kind that played
     runs: tuple[str, ...] = ()  # the runs it was read from
+    # Every played round, the too-short agents' included (None: ``trials`` is all of them):
+    # the paper's measures count what was played, only the fits need enough rounds.
+    played: pl.DataFrame | None = None
+
+    @property
+    def all_trials(self) -> pl.DataFrame:
+        return self.trials if self.played is None else self.played
 
     @property
     def agents(self) -> int:
@@ -258,6 +265,7 @@ def _from_runs(name: str, runs: Sequence[tuple[Path, RunFrames, str]], min_round
         too_few=dict(sorted(too_few.items())),
         truth=truth,
         runs=tuple(str(run_dir) for run_dir, _, _ in runs),
+        played=table,
     )
 
 

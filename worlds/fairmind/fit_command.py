@@ -9,7 +9,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
+
 from agora.engine.config import ConfigError
+from agora.engine.log import LogFormatError
 from agora.worlds.fairmind.models import MODELS, TrialsError, model_named
 
 
@@ -18,7 +21,8 @@ def _models(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError("name at least one model")
     try:
-        return tuple(model_named(name).name for name in names)
+        # Each model once, in the order named (brem,BREM is one model).
+        return tuple(dict.fromkeys(model_named(name).name for name in names))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -101,6 +105,9 @@ class FitCommand:
             recover_agents=args.recover_agents,
             recover_rounds=args.recover_rounds,
         )
+        if args.out.exists() and not args.out.is_dir():
+            # Said before the fits, not after minutes of them.
+            raise ConfigError(f"--out {args.out}: cannot write there (a file, not a directory)")
         try:
             datasets, left_out = load_datasets(args.input, options.min_rounds)
             if not any(d.agents for d in datasets):
@@ -123,7 +130,12 @@ class FitCommand:
             )
         except TrialsError as exc:
             raise ConfigError(f"{args.input}: {exc}") from None
-        paths = write_results(results, args.out)
+        except (LogFormatError, pl.exceptions.PolarsError) as exc:
+            raise ConfigError(f"{args.input}: not a readable run or trials file ({exc})") from None
+        try:
+            paths = write_results(results, args.out)
+        except OSError as exc:
+            raise ConfigError(f"--out {args.out}: cannot write there ({exc})") from None
         for dataset in results.datasets:
             best = min(dataset.summary, key=lambda s: s.mean_aic)
             print(

@@ -115,9 +115,11 @@ def _table2(datasets: Sequence[Dataset], human: float) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for d in datasets:
-        row = metrics.table2_row(d.trials, human) if d.trials.height else {}
+        played = d.all_trials
+        row = metrics.table2_row(played, human) if played.height else {}
         lines.append(
-            f"| {d.name} | {d.source} | {d.agents} | {d.trials.height} "
+            f"| {d.name} | {d.source} | {played['agent'].n_unique() if played.height else 0} | "
+            f"{played.height} "
             f"| {sum(d.missed.values())} | {_num(row.get('punishment_rate'))} "
             f"| {_num(row.get('action_diff'))} | {_num(row.get('entropy'))} |"
         )
@@ -150,7 +152,7 @@ def _grid(n: int) -> tuple[int, int]:
 
 
 def _surface_figure(datasets: Sequence[Dataset], out: Path) -> list[str]:
-    shown = [d for d in datasets if d.trials.height]
+    shown = [d for d in datasets if d.all_trials.height]
     if not shown:
         return []
     plt = _pyplot()
@@ -158,7 +160,7 @@ def _surface_figure(datasets: Sequence[Dataset], out: Path) -> list[str]:
     figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     image = None
     for ax, d in zip(axes.flat, shown, strict=False):
-        surface = metrics.punishment_surface(d.trials).filter(pl.col("inequity") > 0)
+        surface = metrics.punishment_surface(d.all_trials).filter(pl.col("inequity") > 0)
         inequities = sorted(set(surface["inequity"].to_list()))
         costs = sorted(set(surface["cost"].to_list()))
         grid = np.full((len(inequities), len(costs)), np.nan)
@@ -229,7 +231,9 @@ def _beliefs_figure(datasets: Sequence[Dataset], results: FitResults, out: Path)
 
 
 def _entropy_figure(datasets: Sequence[Dataset], out: Path) -> list[str]:
-    shown = [d for d in datasets if d.trials.height and AFFECT_COLUMNS[0] in d.trials.columns]
+    shown = [
+        d for d in datasets if d.all_trials.height and AFFECT_COLUMNS[0] in d.all_trials.columns
+    ]
     if not shown:
         return []
     plt = _pyplot()
@@ -240,10 +244,10 @@ def _entropy_figure(datasets: Sequence[Dataset], out: Path) -> list[str]:
         for column in AFFECT_COLUMNS:
             values = [
                 metrics.series_entropy(group[column].to_numpy())
-                for _, group in d.trials.group_by("agent", maintain_order=True)
+                for _, group in d.all_trials.group_by("agent", maintain_order=True)
             ]
             per_series.append((float(np.nanmean(values)), float(np.nanstd(values))))
-        composite = metrics.emotional_entropy(d.trials) or 0.0
+        composite = metrics.emotional_entropy(d.all_trials) or 0.0
         means = [m for m, _ in per_series] + [composite]
         errors = [s for _, s in per_series] + [0.0]
         x = np.arange(len(means)) + (i - (len(shown) - 1) / 2) * width

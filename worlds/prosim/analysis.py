@@ -126,18 +126,39 @@ def emotional_feedback(trials: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def contagion_curve(days: pl.DataFrame, agents: int) -> pl.DataFrame:
-    """Per day (tick): the share affected at its end, mean willingness and unfairness."""
-    return (
+def contagion_curve(days: pl.DataFrame, changes: pl.DataFrame, agents: int) -> pl.DataFrame:
+    """Per day (tick): the share affected (seeds included) at its end, from the state
+    changes (an affected agent that missed the day still counts), and the mean ratings of
+    those who answered."""
+    if days.is_empty():
+        return pl.DataFrame(
+            schema=[
+                "tick",
+                "affected",
+                "mean_willingness",
+                "mean_unfairness",
+                "answered",
+                "affected_share",
+            ]
+        )
+    changed = sorted(changes["tick"].to_list()) if not changes.is_empty() else []
+    curve = (
         days.group_by("tick")
         .agg(
-            (pl.col("state") != "unaffected").sum().alias("affected"),
             pl.col("willingness").mean().alias("mean_willingness"),
             pl.col("unfairness").mean().alias("mean_unfairness"),
             pl.len().alias("answered"),
         )
         .sort("tick")
-        .with_columns((pl.col("affected") / agents).alias("affected_share"))
+    )
+    affected = [sum(1 for t in changed if t <= tick) for tick in curve["tick"].to_list()]
+    return curve.select(
+        "tick",
+        pl.Series("affected", affected, dtype=pl.Int64),
+        "mean_willingness",
+        "mean_unfairness",
+        "answered",
+        (pl.Series("affected", affected, dtype=pl.Float64) / agents).alias("affected_share"),
     )
 
 

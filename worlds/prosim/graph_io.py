@@ -2,9 +2,10 @@
 
 Files: an edge list (``.edgelist``, ``.txt``, ``.csv``, ``.tsv``: one edge per line, two node
 names separated by whitespace or a comma; ``#`` starts a comment; a line with one name is a
-node without edges) or GraphML (``.graphml``, ``.xml``). Nodes become agents in the order the
-file first names them; a graph with more nodes than agents keeps the first ``agents`` (and the
-edges among them). An unknown format, a line that is not one or two names, a self-loop, a
+node without edges; a first line ``source,target`` is a header) or GraphML (``.graphml``,
+``.xml``). Nodes become agents in the order the file first names them; a graph with more
+nodes than agents keeps the first ``agents`` (and the edges among them). An unknown format,
+a line that is not one or two names, a self-loop, a
 GraphML edge to an undeclared node, no nodes, or fewer nodes than agents: one line naming the
 file (and line) and the fix.
 """
@@ -88,6 +89,8 @@ def _edge_list(data: bytes, where: str) -> tuple[list[str], list[tuple[str, str]
         if not content:
             continue
         names = [n for n in _SPLIT.split(content) if n]
+        if not edges and not nodes and [n.lower() for n in names] == ["source", "target"]:
+            continue  # a CSV header row, not an edge between nodes "source" and "target"
         if len(names) > 2:
             raise ConfigError(
                 f"{where}:{line_number}: {len(names)} names ({content!r}); an edge is two "

@@ -150,7 +150,12 @@ class ScenarioWorld:
         return [persona_record(a, p, self.source) for a, p in enumerate(self.personas)]
 
     def tick_records(self, tick: int) -> list[LogRecord]:
-        return self.pending.pop(tick, [])
+        # Agents finish in any order on the free-running scheduler: the log's order is the
+        # agents' (personas first), so one seed and one set of answers give one log.
+        records = self.pending.pop(tick, [])
+        return sorted(
+            records, key=lambda r: (not isinstance(r, ProSimPersona), getattr(r, "agent", -1))
+        )
 
     def metrics(self, tick: int) -> dict[str, Any]:
         done = [rows[tick] for rows in self.answered if len(rows) > tick]

@@ -197,9 +197,9 @@ def network_sections(frames: Any, out: Path, null: Any | None = None) -> list[st
     lines = ["## ProSim Study 3: contagion of policy-induced inequity", "", source_line(frames), ""]
     if days.is_empty():
         return [*lines, "No answered days.", ""]
-    curve = analysis.contagion_curve(days, agents)
     changes = frames.of("prosim_change")
-    seeds = sorted(changes.filter(pl.col("state") == "seed")["agent"].to_list())
+    curve = analysis.contagion_curve(days, changes, agents)
+    seeds = [] if changes.is_empty() else sorted(changes.filter(pl.col("state") == "seed")["agent"])
     lines += [
         f"{agents} agents on a graph of {info.get('edges', '?')} edges (clustering "
         f"{info.get('clustering', '?')}, mean shortest path "
@@ -212,7 +212,9 @@ def network_sections(frames: Any, out: Path, null: Any | None = None) -> list[st
         "|---|---|---|---|" + ("---|---|" if null is not None else ""),
     ]
     null_curve = (
-        analysis.contagion_curve(null.of("prosim_day"), agents) if null is not None else None
+        analysis.contagion_curve(null.of("prosim_day"), null.of("prosim_change"), agents)
+        if null is not None
+        else None
     )
     null_rows = {r[0]: r for r in null_curve.iter_rows()} if null_curve is not None else {}
     for tick, _, w, u, _, share in curve.iter_rows():

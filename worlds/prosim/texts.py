@@ -76,6 +76,8 @@ def load_scenarios(path: str | None, field: str = "world.scenarios") -> Scenario
             not str(v).strip() for v in msgspec.structs.astuple(scenario)
         ):
             raise ConfigError(f"{where}: an empty text; write every one of {_FIELDS}")
+        if ":" in scenario.key or not scenario.key.isprintable():
+            raise ConfigError(f"{where}: key {scenario.key!r} has a ':'; use letters and _")
         if scenario.key in {s.key for s in items}:
             raise ConfigError(f"{where}: key {scenario.key!r} is used twice; keys must differ")
         items.append(scenario)
