@@ -66,13 +66,15 @@ fairmind: $(STAMP)
 
 # ProSim (issue 15): the three studies and the network's no-policy contrast, one report.
 # PROSIM_ARGS go to every run (e.g. --backend openai-http --endpoint URL --model NAME).
+# Run again after a stop: finished runs are kept, a stopped one resumes (agora run --continue).
 PROSIM_OUT ?= runs/out/prosim
 PROSIM_ARGS ?=
+PROSIM_RUN = $(BIN)/agora run --continue
 prosim: $(STAMP)
-	$(BIN)/agora run runs/prosim_scenarios.toml --out $(PROSIM_OUT)/scenarios $(PROSIM_ARGS)
-	$(BIN)/agora run runs/prosim_punishment.toml --out $(PROSIM_OUT)/punishment $(PROSIM_ARGS)
-	$(BIN)/agora run runs/prosim_network.toml --out $(PROSIM_OUT)/network $(PROSIM_ARGS)
-	$(BIN)/agora run runs/prosim_network.toml --out $(PROSIM_OUT)/network-null \
+	$(PROSIM_RUN) runs/prosim_scenarios.toml --out $(PROSIM_OUT)/scenarios $(PROSIM_ARGS)
+	$(PROSIM_RUN) runs/prosim_punishment.toml --out $(PROSIM_OUT)/punishment $(PROSIM_ARGS)
+	$(PROSIM_RUN) runs/prosim_network.toml --out $(PROSIM_OUT)/network $(PROSIM_ARGS)
+	$(PROSIM_RUN) runs/prosim_network.toml --out $(PROSIM_OUT)/network-null \
 		--set policies.inequity.enabled=false $(PROSIM_ARGS)
 	$(BIN)/agora prosim-report --scenarios $(PROSIM_OUT)/scenarios \
 		--punishment $(PROSIM_OUT)/punishment --network $(PROSIM_OUT)/network \

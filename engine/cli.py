@@ -31,6 +31,7 @@ from agora.engine.records import TickEnd
 from agora.engine.replay import Replayer, ReplayError, check_decisions, read_run
 from agora.engine.report import write_report
 from agora.engine.resume import ResumeError, prepare_resume
+from agora.engine.run_state import config_change, state_of
 from agora.engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
 from agora.engine.sweep import (
     MANIFEST_NAME,
@@ -41,7 +42,6 @@ from agora.engine.sweep import (
     is_sweep_dir,
     plan_sweep,
     run_sweep,
-    state_of,
     summary_line,
 )
 from agora.engine.sweep_report import write_sweep_report
@@ -74,6 +74,13 @@ def _parser(plugged: Mapping[str, Any] | None = None) -> argparse.ArgumentParser
     run = commands.add_parser("run", help="run an experiment from a config file")
     _config_arguments(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument(
+        "--continue",
+        dest="continue_run",
+        action="store_true",
+        help="when --out already holds this config's run: keep it if it completed, else "
+        "resume it (errored decisions asked again); a run of another config is refused",
+    )
 
     sweep = commands.add_parser(
         "sweep", help="run an experiment's models × conditions × seeds, each a resumable run"
@@ -438,15 +445,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agora report: written to {path}")
         return EXIT_OK
     try:
-        plan = plan_run(args.config, _overrides(args), now=datetime.now(UTC))
+        plan = plan_run(
+            args.config,
+            _overrides(args),
+            now=datetime.now(UTC),
+            existing_ok=args.command == "run" and args.continue_run,
+        )
     except ConfigError as exc:
         print(f"agora: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "check":
         print(f"agora: {args.config} is valid; it would write to {plan.out_dir}")
         return EXIT_OK
-
+    if args.command == "run" and args.continue_run:
+        return _run_or_continue(plan, args.quiet)
     return _run_to_end(plan, args.quiet)
+
+
+def _run_or_continue(plan: RunPlan, quiet: bool) -> int:
+    """``agora run --continue``: what a rerun of a sweep does, for one run (a Makefile
+    target that runs several in a row can be run again after any of them stopped)."""
+    state = state_of(plan.out_dir)
+    if state.state == "new":
+        return _run_to_end(plan, quiet)
+    change = config_change(plan.out_dir, plan.resolved)
+    if change is not None:
+        print(
+            f"agora: run.out: {plan.out_dir} holds a run made with another config ({change}); "
+            "pick another --out, or remove that run",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if state.state == "completed":
+        print(f"agora: {plan.out_dir}: completed earlier; kept as it is", file=sys.stderr)
+        return EXIT_OK
+    if state.state == "stopped":
+        print(
+            f"agora: {plan.out_dir}: stopped by its budget ({state.detail}); kept as it is "
+            f"(go on: agora resume {plan.out_dir})",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    try:
+        resumed, resumption = prepare_resume(plan.out_dir, retry_errors=True)
+    except (ReplayError, ResumeError) as exc:
+        print(f"agora: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"agora: {plan.out_dir}: {state.state}; resumed from tick {resumption.first_tick}",
+        file=sys.stderr,
+    )
+    return _run_to_end(resumed, quiet, resumption)
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Pictures of a replayed run: one PNG per tick and an animated GIF, drawn by the world itself.
 
 A world plugin that can draw itself has ``draw(world, ax)`` (``world_reports.Draws``); the engine
-adds the tick's metrics as a title (the world's ``picture_metrics`` when it names them).
+adds the tick's name (``tick_name``) and metrics as a title (the world's ``picture_metrics``
+when it names them).
 matplotlib runs headless (Agg), so this works on a cluster node without a display.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agora.engine.replay import Replayer, ReplayError
-from agora.engine.world_reports import Draws, picture_metrics
+from agora.engine.world_reports import Draws, picture_metrics, tick_name
 
 
 def write_frames(
@@ -38,7 +39,7 @@ def write_frames(
             if isinstance(v, int | float) and (shown is None or k in shown)
         }
         detail = "  ".join(f"{k} {v:.3f}" for k, v in scalars.items())
-        ax.set_title(f"tick {record.tick}   {detail}", fontsize=12)
+        ax.set_title(f"{tick_name(plugin, record.tick)}   {detail}", fontsize=12)
         path = out_dir / f"tick_{record.tick:05d}.png"
         figure.savefig(path, bbox_inches="tight")
         plt.close(figure)

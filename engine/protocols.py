@@ -298,6 +298,16 @@ class SeesPolicies(Protocol):
     def see_policies(self, policies: Sequence[Policy]) -> None: ...
 
 
+@runtime_checkable
+class SpeaksFor(Protocol):
+    """A policy that names the stances its ``offline_signals`` carry, so a world that reacts
+    to one (``SeesPolicies``) can refuse a run where no policy speaks for it (a typo'd stance
+    would otherwise make a silent null condition). Optional."""
+
+    @property
+    def stances(self) -> frozenset[str]: ...
+
+
 def show_policies(world: World, policies: Sequence[Policy]) -> None:
     if isinstance(world, SeesPolicies):
         world.see_policies(tuple(policies))

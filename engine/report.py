@@ -18,7 +18,7 @@ import polars as pl
 from agora.engine.frames import load_run
 from agora.engine.plugins import load_plugin
 from agora.engine.replay import Replayer, read_run
-from agora.engine.world_reports import Draws, RunSections, table_axes
+from agora.engine.world_reports import Draws, RunSections, table_axes, tick_name
 
 
 def write_report(run_dir: Path) -> Path:
@@ -213,7 +213,7 @@ def _final_picture(run_dir: Path, out: Path) -> str | None:
     replayer.advance_to(logged.last_tick)
     figure, ax = plt.subplots(figsize=(4.5, 4.8))
     plugin.draw(replayer.world, ax)
-    ax.set_title(f"end of tick {logged.last_tick}")
+    ax.set_title(f"end of {tick_name(plugin, logged.last_tick)}")
     figure.savefig(out / "final_state.png", bbox_inches="tight", dpi=100)
     plt.close(figure)
     return "final_state.png"

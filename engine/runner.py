@@ -162,9 +162,10 @@ def plan_run(
     now: datetime,
     out_root: Path = Path("runs/out"),
     environ: Mapping[str, str] | None = None,
+    existing_ok: bool = False,
 ) -> RunPlan:
     raw = apply_overrides(read_toml(config_path), overrides)
-    return plan_raw(raw, now=now, out_root=out_root, environ=environ)
+    return plan_raw(raw, now=now, out_root=out_root, environ=environ, existing_ok=existing_ok)
 
 
 def plan_raw(
@@ -173,8 +174,10 @@ def plan_raw(
     now: datetime,
     out_root: Path = Path("runs/out"),
     environ: Mapping[str, str] | None = None,
+    existing_ok: bool = False,
 ) -> RunPlan:
-    """``plan_run`` for a config already read (a notebook's dict, overrides applied)."""
+    """``plan_run`` for a config already read (a notebook's dict, overrides applied).
+    ``existing_ok``: ``run.out`` may hold a run (the caller decides what to do with it)."""
     parts = _resolve(raw, os.environ if environ is None else environ)
     config = parts.config
     run_id = f"{config.run.name}-seed{config.run.seed}-{now.strftime('%Y%m%d-%H%M%S')}"
@@ -182,7 +185,7 @@ def plan_raw(
         out_dir = Path(config.run.out)
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputExistsError(f"run.out: {out_dir} is a file, not a directory")
-        if (out_dir / LOG_NAME).exists():
+        if (out_dir / LOG_NAME).exists() and not existing_ok:
             raise _already_holds_a_run(out_dir)
         run_id = out_dir.name or run_id
     else:

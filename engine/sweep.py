@@ -31,10 +31,11 @@ from agora.engine.config import (
     load_backend,
     read_toml,
 )
-from agora.engine.log import LOG_NAME
 from agora.engine.replay import ReplayError
 from agora.engine.resume import ResumeError, prepare_resume
-from agora.engine.runner import SUMMARY_NAME, RunPlan, execute, plan_at
+from agora.engine.run_state import config_change as run_config_change
+from agora.engine.run_state import logged_config, state_of
+from agora.engine.runner import RunPlan, execute, plan_at
 
 MANIFEST_NAME = "sweep.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -182,67 +183,11 @@ def _check_names(section: SweepSection) -> None:
         raise ConfigError("sweep.seeds: a seed appears twice")
 
 
-class RunState(msgspec.Struct, frozen=True):
-    """Where a run's directory stands: ``new``, ``completed``, ``stopped`` (by its budget: not
-    resumed, which would spend another tick), ``unfinished`` (a crash, Ctrl-C: resumed),
-    ``errors`` (completed, but some decisions ended in an error) or ``failed`` (too many did,
-    or the run broke): both resumed with their errored decisions asked again."""
-
-    state: Literal["new", "completed", "stopped", "unfinished", "errors", "failed"]
-    detail: str = ""
-    errors: int = 0
-
-
-def state_of(run_dir: Path) -> RunState:
-    if not (run_dir / LOG_NAME).exists():
-        return RunState("new")
-    summary = run_dir / SUMMARY_NAME
-    if summary.exists():
-        try:
-            data = msgspec.json.decode(summary.read_bytes())
-        except msgspec.DecodeError:
-            data = {}
-        status, reason = data.get("status"), data.get("reason") or ""
-        errors = int(data.get("errors", 0))
-        if status == "completed":
-            return RunState("errors" if errors else "completed", errors=errors)
-        if status == "failed":
-            return RunState("failed", reason, errors=errors)
-        if status == "stopped" and reason != "interrupted":
-            return RunState("stopped", reason, errors=errors)
-    return RunState("unfinished")
-
-
-def logged_config(run_dir: Path) -> dict[str, Any] | None:
-    """The resolved config in a run's log header, or ``None`` when it cannot be read."""
-    try:
-        with open(run_dir / LOG_NAME, "rb") as file:
-            header = msgspec.json.decode(file.readline())
-    except (OSError, msgspec.DecodeError):
-        return None
-    config = header.get("config") if isinstance(header, dict) else None
-    return config if isinstance(config, dict) else None
-
-
 def config_change(run: SweepRun) -> str | None:
     """The first field where the planned config differs from the one the run was made with."""
-    logged = logged_config(run.plan.out_dir)
-    if logged is None:
+    if logged_config(run.plan.out_dir) is None:
         return None
-    return _first_difference(logged, run.plan.resolved, "")
-
-
-def _first_difference(old: Any, new: Any, path: str) -> str | None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            where = f"{path}.{key}" if path else str(key)
-            if where == "run.out":
-                continue  # where it is, not what it is
-            found = _first_difference(old.get(key), new.get(key), where)
-            if found is not None:
-                return found
-        return None
-    return None if old == new else f"{path}: {old!r} then, {new!r} now"
+    return run_config_change(run.plan.out_dir, run.plan.resolved)
 
 
 def check_unchanged(plan: SweepPlan) -> None:

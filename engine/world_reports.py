@@ -79,6 +79,18 @@ class LabelsReport(Protocol):
     def last_ticks_label(self) -> str: ...
 
 
+@runtime_checkable
+class NamesTicks(Protocol):
+    """A world plugin whose ticks are something of its own (a day, a round): what a frame's
+    title and a report call ``tick`` (e.g. "day 5" for tick 4)."""
+
+    def tick_name(self, tick: int) -> str: ...
+
+
+def tick_name(plugin: Any, tick: int) -> str:
+    return plugin.tick_name(tick) if isinstance(plugin, NamesTicks) else f"tick {tick}"
+
+
 def table_axes(plugin: Any, name: str) -> tuple[str, str]:
     axes = plugin.table_axes(name) if isinstance(plugin, LabelsReport) else None
     return axes if axes is not None else ("column", "row")

@@ -3,13 +3,18 @@ few seed agents unfairly, and tells them so, day after day.
 
 Two treatments, as in the authors' code:
 
-- ``economic_reward``: the most prosocial agents (the world's ``prosociality`` score) are told
-  that another volunteer got the stipend and they got nothing;
+- ``economic_reward``: the top-willingness volunteers (the world's ``willingness`` score: the
+  agents' first-day answers; equal ones by ``prosociality``) are told that another volunteer
+  got the stipend and they got nothing;
 - ``enforce_burden``: the lowest-income agents are told that a mandatory donation ignores
   their ability to pay.
 
-``seeds`` agents are picked once, when the run is built, by the world's ``agent_score``
-(read-only; ties broken by the seeded stream ``inequity-seeds``), and shown the text from
+``seeds`` agents are picked once, by the world's ``agent_score`` (read-only; ``rank_by`` names
+one score or several, each breaking the previous one's ties, and equal ones are ordered by the
+seeded stream ``inequity-seeds``; an agent without a score, one that never answered, comes
+last), when the first tick it treats begins: by then a score from the agents' answers is
+known (the world's ``score_known_from``, checked when the run is built), and a resume or a
+replay, which rebuilds the world first, picks the same agents. They are shown the text from
 ``from_tick`` on. The policy speaks for the ``stance`` "inequity": the offline behaviour hears
 it in its signals, and a world that reacts to what policies show (``SeesPolicies``) learns
 whom it treats the same way. Each notice shown is an ``inequity_notice`` record. It shares no
@@ -19,7 +24,8 @@ have scores to rank by.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -43,18 +49,24 @@ TEXTS: dict[str, str] = {
         "barely notice, and no exemption is offered."
     ),
 }
-# Whom each treatment picks: (the world's score, highest or lowest first).
-PICKS: dict[str, tuple[str, Literal["highest", "lowest"]]] = {
-    "economic_reward": ("prosociality", "highest"),
-    "enforce_burden": ("income", "lowest"),
+Order = Literal["highest", "lowest"]
+# Whom each treatment picks: (the world's scores, each breaking the previous one's ties;
+# highest or lowest first).
+PICKS: dict[str, tuple[tuple[str, ...], Order]] = {
+    "economic_reward": (("willingness", "prosociality"), "highest"),
+    "enforce_burden": (("income",), "lowest"),
 }
 
 
 @runtime_checkable
 class ScoresAgents(Protocol):
-    """A world whose agents have scores a policy may rank them by (read-only)."""
+    """A world whose agents have scores a policy may rank them by (read-only).
+    ``score_known_from(key)``: the first tick at which that score is known (0 for a fixed
+    trait, later for one from the agents' answers); ``KeyError`` for a score it lacks."""
 
     def agent_score(self, agent_id: AgentId, key: str) -> float: ...
+
+    def score_known_from(self, key: str) -> int: ...
 
 
 class InequityConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -62,9 +74,10 @@ class InequityConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     treatment: Treatment = "economic_reward"
     seeds: Annotated[int, msgspec.Meta(ge=0)] = 2
     from_tick: Annotated[int, msgspec.Meta(ge=0)] = 1
-    # Unset: the treatment's own (``PICKS``, ``TEXTS``).
-    rank_by: str | None = None
-    order: Literal["highest", "lowest"] | None = None
+    # Unset: the treatment's own (``PICKS``, ``TEXTS``). rank_by: a score, or several (each
+    # breaking the previous one's ties).
+    rank_by: str | list[str] | None = None
+    order: Order | None = None
     text: str | None = None
     stance: str = "inequity"
 
@@ -77,16 +90,34 @@ class InequityNotice(LogRecord, tag="inequity_notice"):
 
 
 class Inequity:
-    """Holds no state after its build: what an agent sees is a function of the tick."""
+    """Its one piece of state is whom it treats, picked once when ``from_tick`` begins (from
+    the world as it stands then, so the same in a run, a resume and a replay); what an agent
+    sees is a function of that and the tick."""
 
-    def __init__(self, name: str, config: InequityConfig, seeded: Sequence[AgentId]) -> None:
+    def __init__(
+        self, name: str, config: InequityConfig, pick: Callable[[], Sequence[AgentId]]
+    ) -> None:
         self.name = name
         self.config = config
-        self.seeded = frozenset(seeded)
         self.text = config.text or TEXTS[config.treatment]
+        self._pick = pick
+        self._seeded: frozenset[AgentId] | None = None
+
+    @property
+    def stances(self) -> frozenset[str]:
+        return frozenset({self.config.stance})
+
+    @property
+    def seeded(self) -> frozenset[AgentId]:
+        """Whom it treats (picked on first use: call it from ``from_tick`` on)."""
+        if self._seeded is None:
+            self._seeded = frozenset(self._pick())
+        return self._seeded
 
     def view(self, agent_id: AgentId, tick: int) -> str | None:
-        return self.text if agent_id in self.seeded and tick >= self.config.from_tick else None
+        if tick < self.config.from_tick:
+            return None
+        return self.text if agent_id in self.seeded else None
 
     def render(self, view: Any) -> str:
         return f"What happened to you: {view}" if view else ""
@@ -115,23 +146,28 @@ class Inequity:
         return {self.config.stance: 1.0} if view else {}
 
     def digest(self) -> str:
+        # Whom it treats follows from the world's state, which has its own digest.
         return ""
 
 
 def pick_seeds(
     world: ScoresAgents,
     agents: Sequence[AgentId],
-    key: str,
-    order: Literal["highest", "lowest"],
+    keys: Sequence[str],
+    order: Order,
     count: int,
     rng: np.random.Generator,
 ) -> list[AgentId]:
-    """The ``count`` agents with the highest (lowest) score; equal scores in a seeded order."""
+    """The ``count`` agents with the highest (lowest) scores, compared key by key; a missing
+    score (NaN) ranks last; what is still equal, in a seeded order."""
     tiebreak = rng.permutation(len(agents))
     sign = -1.0 if order == "highest" else 1.0
-    ranked = sorted(
-        range(len(agents)), key=lambda i: (sign * world.agent_score(agents[i], key), tiebreak[i])
-    )
+
+    def rank(i: int) -> tuple[Any, ...]:
+        scores = [world.agent_score(agents[i], key) for key in keys]
+        return (*((math.isnan(v), sign * v if not math.isnan(v) else 0.0) for v in scores),)
+
+    ranked = sorted(range(len(agents)), key=lambda i: (rank(i), tiebreak[i]))
     return sorted(agents[i] for i in ranked[:count])
 
 
@@ -154,18 +190,38 @@ class InequityPlugin:
             raise ConfigError(
                 f"{field}.seeds: {settings.seeds} is not between 0 and the {len(agents)} agents"
             )
-        key, order = PICKS[settings.treatment]
-        key = settings.rank_by or key
+        keys, order = PICKS[settings.treatment]
+        if settings.rank_by is not None:
+            keys = (
+                (settings.rank_by,)
+                if isinstance(settings.rank_by, str)
+                else tuple(settings.rank_by)
+            )
+        if not keys:
+            raise ConfigError(f'{field}.rank_by: empty; name a score, e.g. "income"')
         order = settings.order or order
-        try:
-            world.agent_score(agents[0], key) if agents else None
-        except KeyError:
+        known = 0
+        for key in keys:
+            try:
+                known = max(known, world.score_known_from(key))
+            except KeyError:
+                raise ConfigError(
+                    f"{field}.rank_by: the world has no score {key!r}; use income, "
+                    "prosociality, willingness or a trait key"
+                ) from None
+        if known > settings.from_tick:
             raise ConfigError(
-                f"{field}.rank_by: the world has no score {key!r}; use income, prosociality "
-                "or a trait key"
-            ) from None
-        seeded = pick_seeds(world, agents, key, order, settings.seeds, seeds.rng("inequity-seeds"))
-        return Inequity(name, settings, seeded)
+                f"{field}.from_tick: {settings.from_tick}, but {', '.join(keys)} is known only "
+                f"from tick {known} (the agents' answers); set from_tick = {known} or more"
+            )
+        if known > 0 and getattr(world, "independent", False):
+            raise ConfigError(
+                f"{field}.rank_by: {', '.join(keys)} comes from the agents' answers, which an "
+                "independent world does not have at one moment; rank by a persona's score"
+            )
+        rng = seeds.rng("inequity-seeds")
+        count = settings.seeds
+        return Inequity(name, settings, lambda: pick_seeds(world, agents, keys, order, count, rng))
 
 
 PLUGIN = InequityPlugin()

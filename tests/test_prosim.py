@@ -18,6 +18,7 @@ from agora.engine.config import ConfigError
 from agora.engine.seeding import Seeds
 from agora.policies.inequity import pick_seeds
 from agora.testing import WorldConformance
+from agora.worlds.prosim import NETWORK as NETWORK_PLUGIN
 from agora.worlds.prosim import analysis, personas
 from agora.worlds.prosim.config import NetworkConfig
 from agora.worlds.prosim.graph_io import load_graph
@@ -293,32 +294,88 @@ def test_a_bad_graph_file_is_one_line_naming_it_and_exit_2(tmp_path, name, text,
 
 
 class Scores:
-    def __init__(self, values: Sequence[float]) -> None:
+    def __init__(self, values: Sequence[float], second: Sequence[float] = ()) -> None:
         self.values = values
+        self.second = second
 
     def agent_score(self, agent_id: int, key: str) -> float:
-        return self.values[agent_id]
+        return self.second[agent_id] if key == "second" else self.values[agent_id]
+
+    def score_known_from(self, key: str) -> int:
+        return 0
 
 
 def test_seeds_are_the_extremes_with_ties_broken_by_the_seed():
     world = Scores([5.0, 1.0, 3.0, 1.0, 9.0, 1.0])
     rng = np.random.default_rng
-    assert pick_seeds(world, range(6), "income", "highest", 2, rng(0)) == [0, 4]
-    lowest = {tuple(pick_seeds(world, range(6), "income", "lowest", 2, rng(s))) for s in range(20)}
+    income = ("income",)
+    assert pick_seeds(world, range(6), income, "highest", 2, rng(0)) == [0, 4]
+    lowest = {tuple(pick_seeds(world, range(6), income, "lowest", 2, rng(s))) for s in range(20)}
     assert lowest <= {(1, 3), (1, 5), (3, 5)} and len(lowest) > 1
     # The whole population, lowest first: the order among equals is the stream's, never
     # the agents' numbers.
-    assert pick_seeds(world, range(6), "income", "lowest", 6, rng(7)) == list(range(6))
+    assert pick_seeds(world, range(6), income, "lowest", 6, rng(7)) == list(range(6))
+
+
+def test_a_second_score_breaks_ties_and_a_missing_score_ranks_last():
+    nan = float("nan")
+    world = Scores([7.0, 7.0, 7.0, nan, 6.0], second=[0.1, 0.9, 0.5, 9.0, 9.0])
+    keys = ("first", "second")
+    rng = np.random.default_rng
+    # The three 7s, then by the second score: agents 1 and 2; agent 3 (no first score) never.
+    assert {tuple(pick_seeds(world, range(5), keys, "highest", 2, rng(s))) for s in range(10)} == {
+        (1, 2)
+    }
+    assert pick_seeds(world, range(5), keys, "lowest", 1, rng(0)) == [4]
+    assert pick_seeds(world, range(5), keys, "lowest", 5, rng(0)) == list(range(5))
+
+
+def three_day_run(tmp_path: Any, *sets: str) -> Any:
+    """The network run for 3 days with 3 seeds, ``sets`` applied; its frames."""
+    out = tmp_path / "run"
+    args = [a for s in ("run.ticks=3", "policies.inequity.seeds=3", *sets) for a in ("--set", s)]
+    result = run_cli("run", str(NETWORK), "--out", str(out), *args)
+    assert result.returncode == 0, result.stderr
+    return agora.load_run(out)
+
+
+def test_economic_reward_treats_the_top_first_day_willingness(tmp_path):
+    frames = three_day_run(tmp_path, "world.agents=30")
+    first = dict(
+        frames.of("prosim_day")
+        .filter(pl.col("tick") == 0)
+        .select("agent", "willingness")
+        .iter_rows()
+    )
+    kind = dict(frames.of("prosim_persona").select("agent", "prosociality").iter_rows())
+    treated = set(frames.of("inequity_notice")["agent"].to_list())
+    others = set(first) - treated
+    assert len(treated) == 3
+    # Every treated agent answered day 1 at least as willing as every other one; among the
+    # equally willing at the cut, the more prosocial were picked.
+    cut = min(first[a] for a in treated)
+    assert cut >= max(first[a] for a in others)
+    tied = [a for a in others if first[a] == cut]
+    assert all(kind[t] >= kind[o] for t in treated if first[t] == cut for o in tied)
+
+
+@pytest.mark.parametrize(
+    ("sets", "needle"),
+    [
+        (("policies.inequity.from_tick=0",), "policies.inequity.from_tick"),
+        (("policies.inequity.stance=unfair",), "world.treatment_signal"),
+        (("policies.inequity.rank_by=height",), "policies.inequity.rank_by"),
+    ],
+)
+def test_a_policy_the_world_cannot_follow_is_one_line(tmp_path, sets, needle):
+    args = [a for s in sets for a in ("--set", s)]
+    result = run_cli("run", str(NETWORK), "--out", str(tmp_path / "run"), *args)
+    one_line_exit_2(result, needle)
+    assert not (tmp_path / "run" / "log.jsonl").exists()
 
 
 def test_enforce_burden_treats_the_lowest_incomes(tmp_path):
-    out = tmp_path / "run"
-    result = run_cli(
-        "run", str(NETWORK), "--out", str(out), "--set", "run.ticks=3",
-        "--set", "policies.inequity.treatment=enforce_burden", "--set", "policies.inequity.seeds=3",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    frames = agora.load_run(out)
+    frames = three_day_run(tmp_path, "policies.inequity.treatment=enforce_burden")
     incomes = dict(frames.of("prosim_persona").select("agent", "income").iter_rows())
     notices = frames.of("inequity_notice")
     treated = set(notices["agent"].to_list())
@@ -371,6 +428,61 @@ def test_inequity_spreads_and_the_null_condition_finds_none(tmp_path):
     days = agora.load_run(treated).of("prosim_day")
     mediated = analysis.contagion_mediation(days, np.random.default_rng(0), resamples=200)
     assert mediated.a > 0 and mediated.b < 0 and mediated.high < 0
+
+
+def test_a_fixed_share_of_the_edges_is_active_each_day():
+    config = NetworkConfig(agents=30, activation_rate=0.3)
+    seeds = Seeds(3)
+    graph = nx.watts_strogatz_graph(30, 6, 0.2, seed=1)
+    world = NetworkWorld(
+        config,
+        graph,
+        personas.generate(30, seeds),
+        load_scenarios(None).by_key("volunteering"),
+        seeds,
+        "generated",
+    )
+    days = [world.active_edges(t) for t in range(5)]
+    assert all(len(d) == round(0.3 * 90) == 27 for d in days)
+    assert all(set(d) <= set(world.edges) and len(set(d)) == len(d) for d in days)
+    assert len({d for d in days}) == 5  # a new draw each day
+    assert NETWORK_PLUGIN.tick_name(4) == "day 5"
+
+
+def test_policy_mediation_recovers_a_known_effect_across_conditions():
+    rng = np.random.default_rng(11)
+    agents, ticks = 60, 6
+
+    def days(policy: float) -> pl.DataFrame:
+        rows = []
+        for agent in range(agents):
+            for tick in range(ticks):
+                unfair = 2.0 + (1.5 * policy if tick >= 1 else 0.0) + rng.normal(0, 0.5)
+                will = 5.0 - 0.4 * unfair - (0.3 * policy if tick >= 1 else 0.0)
+                rows.append((tick, agent, will + rng.normal(0, 0.5), unfair))
+        return pl.DataFrame(
+            rows, schema=["tick", "agent", "willingness", "unfairness"], orient="row"
+        )
+
+    result = analysis.policy_mediation(days(1.0), days(0.0), rng, resamples=300, from_tick=1)
+    assert result.rows == 2 * agents * (ticks - 1) and result.clusters == agents
+    assert result.low < 1.5 * -0.4 < result.high
+    assert result.direct == pytest.approx(-0.3, abs=0.12)
+
+
+def test_intervention_effects_pair_the_same_tick():
+    # Each agent rates exactly 1 higher under "moral" than with no policy on the same tick;
+    # agent 0 met "moral" only on tick 1, after its no-policy rating moved from 2 to 6, so
+    # pairing it with tick 0 too would give it +3.
+    rows = [
+        (0, 0, "a", "none", 2), (1, 0, "a", "none", 6), (1, 0, "a", "moral", 7),
+        (0, 1, "a", "none", 4), (0, 1, "a", "moral", 5),
+    ]  # fmt: skip
+    ratings = pl.DataFrame(
+        rows, schema=["tick", "agent", "scenario", "intervention", "willingness"], orient="row"
+    )
+    effects = analysis.intervention_effects(ratings)
+    assert effects.row(0) == ("moral", 1.0, 1.0, 1.0, 2)
 
 
 def test_the_three_studies_make_one_report(tmp_path):

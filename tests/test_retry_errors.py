@@ -295,7 +295,8 @@ def test_the_cli_says_a_run_failed_in_one_line_and_exits_1(tmp_path, monkeypatch
 
 def test_a_sweep_rerun_asks_again_what_failed(tmp_path, monkeypatch):
     import agora.engine.sweep as sweep_module
-    from agora.engine.sweep import plan_sweep, run_sweep, state_of
+    from agora.engine.run_state import state_of
+    from agora.engine.sweep import plan_sweep, run_sweep
     from tests.test_sweep import small_sweep
 
     plan = plan_sweep(small_sweep(tmp_path), {"run.ticks": 2}, out=str(tmp_path / "out"))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from agora.engine.config import ConfigError
-from agora.engine.sweep import plan_sweep, state_of
+from agora.engine.run_state import state_of
+from agora.engine.sweep import plan_sweep
 from tests.helpers import REPO, of_kind, records, run_cli, without_timing
 
 SWEEP = REPO / "runs" / "schelling_altruism.toml"

@@ -98,6 +98,9 @@ class NetworkPlugin:
     def table_axes(self, name: str) -> tuple[str, str] | None:
         return None
 
+    def tick_name(self, tick: int) -> str:
+        return f"day {tick + 1}"
+
     def build(self, config: Any, seeds: Seeds) -> WorldParts:
         settings: NetworkConfig = config
         scenarios = load_scenarios(settings.scenarios)

@@ -11,8 +11,13 @@
 - ``mediation``: X → M → Y by two least-squares regressions (M ~ X gives a; Y ~ X + M gives
   b and the direct effect c'; Y ~ X the total c = c' + a·b), the indirect effect a·b with a
   percentile bootstrap CI that resamples clusters (agents), so an agent's days count once.
-  In Study 3, X is whether the agent was hurt that day (treated by the institution or told
-  of refusals), M its unfairness rating and Y its willingness; agent-days are the rows.
+  Study 3 has two: ``policy_mediation``, the paper's, with X = the condition (1: the
+  inequity run, 0: the same seed's run with no policy), M the unfairness rating and Y the
+  willingness, over the agent-days of both runs from the policy's first day on (with the same
+  seed the two runs share the graph and the personas, so the only difference is the policy,
+  and agent k of both runs is one cluster: the pairs are resampled together); and
+  ``contagion_mediation``, within the inequity run, with X = whether the agent was hurt that
+  day (treated by the institution or told of refusals).
 """
 
 from __future__ import annotations
@@ -67,12 +72,14 @@ def willingness_table(ratings: pl.DataFrame) -> pl.DataFrame:
 
 
 def intervention_effects(ratings: pl.DataFrame) -> pl.DataFrame:
-    """Each intervention against no policy: per agent, the mean over scenarios of
-    (willingness under it − willingness with none), then the mean over agents with a t CI."""
+    """Each intervention against no policy: per agent, the mean over scenarios (and ticks) of
+    (willingness under it − willingness with none on the same scenario and tick), then the
+    mean over agents with a t CI."""
     if "none" not in set(ratings["intervention"].to_list()):
         return pl.DataFrame(schema=["intervention", "difference", "low", "high", "agents"])
+    pair = ["agent", "scenario", *(["tick"] if "tick" in ratings.columns else [])]
     base = ratings.filter(pl.col("intervention") == "none").select(
-        "agent", "scenario", pl.col("willingness").alias("base")
+        *pair, pl.col("willingness").alias("base")
     )
     rows = []
     for intervention in ratings["intervention"].unique(maintain_order=True).to_list():
@@ -80,7 +87,7 @@ def intervention_effects(ratings: pl.DataFrame) -> pl.DataFrame:
             continue
         paired = (
             ratings.filter(pl.col("intervention") == intervention)
-            .join(base, on=["agent", "scenario"])
+            .join(base, on=pair)
             .group_by("agent")
             .agg((pl.col("willingness") - pl.col("base")).mean().alias("d"))
         )
@@ -226,6 +233,25 @@ def mediation(
     return Mediation(
         a, b, direct, total, a * b, low, high, confidence, len(draws), len(xs), len(members)
     )
+
+
+def policy_mediation(
+    policy_days: pl.DataFrame,
+    null_days: pl.DataFrame,
+    rng: np.random.Generator,
+    resamples: int = 1000,
+    from_tick: int = 0,
+) -> Mediation:
+    """Study 3's mediation across conditions: policy (1) or none (0) → unfairness →
+    willingness, over the agent-days at ``from_tick`` and later (the days the policy acts)."""
+    both = [d.filter(pl.col("tick") >= from_tick) for d in (policy_days, null_days)]
+    x = np.concatenate([np.full(len(d), float(k == 0)) for k, d in enumerate(both)])
+    m = np.concatenate([d["unfairness"].cast(pl.Float64).to_numpy() for d in both])
+    y = np.concatenate([d["willingness"].cast(pl.Float64).to_numpy() for d in both])
+    # Agent k of both runs is one cluster: the same persona at the same place on the graph,
+    # so a resample keeps the pairs together.
+    clusters = np.concatenate([d["agent"].to_numpy().astype(np.int64) for d in both])
+    return mediation(x, m, y, clusters, rng, resamples)
 
 
 def contagion_mediation(

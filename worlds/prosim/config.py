@@ -102,7 +102,8 @@ class NetworkConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The prosocial behaviour agents rate each day (a scenario key of the scenario file).
     scenario: str = "volunteering"
     graph: GraphConfig = msgspec.field(default_factory=GraphConfig)
-    # The share of edges active each day (seeded per day).
+    # The share of edges active each day: round(rate × edges) of them, drawn without
+    # replacement from the day's seeded stream.
     activation_rate: Share = 0.3
     # How many of its past days an agent sees (its own ratings).
     memory_days: Annotated[int, msgspec.Meta(ge=0)] = 7

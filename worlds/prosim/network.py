@@ -1,13 +1,14 @@
 """Study 3: prosocial willingness on a social graph, and the contagion of policy-induced
 inequity (``../shared/specs/prosim.md``).
 
-Days are ticks. Each day a seeded share of the edges is active (``activation_rate``; the
-stream ``prosim-edges`` of the day). An institution's policy (``policies/inequity.py``) treats
-a few seed agents unfairly; the world learns whom from what the policies show each agent (the
-``treatment_signal`` stance of their signals, ``SeesPolicies``) and marks them ``seed`` from
-the first day they are treated. Every agent then rates, each day, its willingness to do the
-scenario's prosocial act and how unfair things feel (1–7), seeing its own last
-``memory_days`` days.
+Days are ticks. Each day a fixed share of the edges is active: round(``activation_rate`` ×
+edges) of them, drawn without replacement from the day's stream ``prosim-edges``. An
+institution's policy (``policies/inequity.py``) treats a few seed agents unfairly; the world
+learns whom from what the policies show each agent (the ``treatment_signal`` stance of their
+signals, ``SeesPolicies``; a run where no policy speaks for it is refused) and marks them
+``seed`` from the first day they are treated. Every agent then rates, each day, its
+willingness to do the scenario's prosocial act and how unfair things feel (1–7), seeing its
+own last ``memory_days`` days.
 
 **Exposure**: an agent with an active edge today to an agent affected (or seed) at the end of
 yesterday is told that its close teammates refused again after being treated unfairly (a
@@ -31,7 +32,8 @@ import msgspec
 import networkx as nx
 import numpy as np
 
-from agora.engine.protocols import AnswerField, Missed, Policy
+from agora.engine.config import ConfigError
+from agora.engine.protocols import AnswerField, Missed, Policy, SpeaksFor
 from agora.engine.records import AgentId, LogRecord
 from agora.engine.seeding import Seeds
 from agora.worlds.prosim.config import NetworkConfig
@@ -145,11 +147,31 @@ class NetworkWorld:
     # -- what the engine hands it -------------------------------------------------------
 
     def see_policies(self, policies: Sequence[Policy]) -> None:
+        signal = self.config.treatment_signal
+        spoken = sorted({s for p in policies if isinstance(p, SpeaksFor) for s in p.stances})
+        if spoken and signal not in spoken:
+            raise ConfigError(
+                f"world.treatment_signal: no policy speaks for {signal!r} (they speak for "
+                f"{', '.join(spoken)}); set it to one of those, or the policy's stance to it"
+            )
         self.policies = tuple(policies)
 
+    def score_known_from(self, key: str) -> int:
+        """The first tick at which ``agent_score(…, key)`` is known: 0 for a persona's
+        scores, 1 for ``willingness`` (an answer of the first day)."""
+        if key == "willingness":
+            return 1
+        self.agent_score(0, key)  # KeyError for a score it does not have
+        return 0
+
     def agent_score(self, agent_id: AgentId, key: str) -> float:
-        """What a policy may rank agents by when it picks whom to treat (read-only)."""
+        """What a policy may rank agents by when it picks whom to treat (read-only):
+        ``income``, ``prosociality`` or a trait of the persona, or ``willingness``, the
+        agent's rating on its first answered day (NaN while it has none)."""
         persona = self.personas[agent_id]
+        if key == "willingness":
+            first = next((d for d in self.days[agent_id] if d is not None), None)
+            return float(first.willingness) if first is not None else float("nan")
         if key == "income":
             return float(persona.income)
         if key == "prosociality":
@@ -169,10 +191,11 @@ class NetworkWorld:
 
     def active_edges(self, tick: int) -> tuple[tuple[int, int], ...]:
         if tick not in self._active:
-            draws = self.seeds.rng("prosim-edges", tick).random(len(self.edges))
-            self._active[tick] = tuple(
-                e for e, u in zip(self.edges, draws, strict=True) if u < self.config.activation_rate
+            count = round(self.config.activation_rate * len(self.edges))
+            picked = self.seeds.rng("prosim-edges", tick).choice(
+                len(self.edges), size=count, replace=False
             )
+            self._active[tick] = tuple(self.edges[i] for i in sorted(picked))
         return self._active[tick]
 
     def exposures(self, tick: int) -> dict[AgentId, tuple[AgentId, ...]]:

@@ -223,31 +223,75 @@ def network_sections(frames: Any, out: Path, null: Any | None = None) -> list[st
             nr = null_rows.get(tick)
             row += f" {nr[5]:.3f} | {nr[2]:.2f} |" if nr else " – | – |"
         lines.append(row)
-    lines += ["", *_mediation_lines(days)]
+    lines += ["", *_mediation_lines(frames, days, null)]
     _draw_contagion(curve, null_curve, out / "prosim_contagion.png")
     return [*lines, "", "![contagion](prosim_contagion.png)", ""]
 
 
-def _mediation_lines(days: pl.DataFrame) -> list[str]:
+def policy_start(header: Any) -> int:
+    """The first tick an inequity policy of the run acts on (0 when it names none)."""
+    policies = header.get("config", {}).get("policies", {}) or {}
+    starts = [
+        int(section.get("from_tick", 1))
+        for section in policies.values()
+        if isinstance(section, dict)
+        and section.get("kind") == "inequity"
+        and section.get("enabled", True)
+    ]
+    return min(starts, default=0)
+
+
+def _mediation_lines(frames: Any, days: pl.DataFrame, null: Any | None) -> list[str]:
+    lines: list[str] = []
+    if null is not None:
+        start = policy_start(frames.header)
+        try:
+            across = analysis.policy_mediation(
+                days,
+                null.of("prosim_day"),
+                np.random.default_rng(MEDIATION_SEED),
+                MEDIATION_RESAMPLES,
+                start,
+            )
+        except ValueError as exc:
+            lines += [f"Mediation across conditions: not estimable ({exc}).", ""]
+        else:
+            lines += _mediation_table(
+                across,
+                "Mediation, policy (this run) or none (the no-policy run of the same seed) → "
+                f"unfairness → willingness, over the agent-days from day {start + 1} on",
+                "policy",
+                "agents, each with its days in both runs",
+            )
     try:
-        result = analysis.contagion_mediation(
+        within = analysis.contagion_mediation(
             days, np.random.default_rng(MEDIATION_SEED), MEDIATION_RESAMPLES
         )
     except ValueError as exc:
-        return [f"Mediation: not estimable ({exc})."]
+        return [*lines, f"Mediation within the run: not estimable ({exc})."]
+    return lines + _mediation_table(
+        within,
+        "Mediation within this run, hurt that day (treated or told of refusals) → "
+        "unfairness → willingness, over its agent-days",
+        "hurt",
+        "agents",
+    )
+
+
+def _mediation_table(result: analysis.Mediation, title: str, x: str, clusters: str) -> list[str]:
     return [
-        "Mediation, hurt that day (treated or told of refusals) → unfairness → willingness, "
-        f"over {result.rows} agent-days of {result.clusters} agents (least squares; "
-        f"{result.resamples} agent-cluster bootstrap resamples, seed {MEDIATION_SEED}):",
+        f"{title}: {result.rows} agent-days of {result.clusters} agents (least squares; "
+        f"{result.resamples} bootstrap resamples of {clusters}, seed {MEDIATION_SEED}):",
         "",
         "| path | estimate |",
         "|---|---|",
-        f"| a: hurt → unfairness | {result.a:+.3f} |",
-        f"| b: unfairness → willingness, given hurt | {result.b:+.3f} |",
-        f"| c′: direct, hurt → willingness | {result.direct:+.3f} |",
+        f"| a: {x} → unfairness | {result.a:+.3f} |",
+        f"| b: unfairness → willingness, given {x} | {result.b:+.3f} |",
+        f"| c′: direct, {x} → willingness | {result.direct:+.3f} |",
         f"| c: total | {result.total:+.3f} |",
         f"| a·b: indirect | {result.indirect:+.3f} [{result.low:+.3f}, {result.high:+.3f}] |",
         f"| share mediated (a·b / c) | {result.proportion_mediated:.2f} |",
+        "",
     ]
 
 
