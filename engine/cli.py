@@ -23,7 +23,7 @@ from agora.engine.commands import installed_commands, load_command
 from agora.engine.config import FLAG_FIELDS, ConfigError, explain, parse_assignment
 from agora.engine.inference.mock_server import MockServer, MockSettings, serve
 from agora.engine.integrity import CHECKS_FORMAT
-from agora.engine.log import LogBusyError, LogFormatError
+from agora.engine.log import LOG_NAME, LogBusyError, LogFormatError
 from agora.engine.pictures import write_frames
 from agora.engine.plugins import available, load_plugin
 from agora.engine.progress import ProgressBar
@@ -31,7 +31,7 @@ from agora.engine.records import TickEnd
 from agora.engine.replay import Replayer, ReplayError, check_decisions, read_run
 from agora.engine.report import write_report
 from agora.engine.resume import ResumeError, prepare_resume
-from agora.engine.run_state import config_change, state_of
+from agora.engine.run_state import config_change, logged_config, state_of
 from agora.engine.runner import SUMMARY_NAME, Resumption, RunPlan, RunSummary, execute, plan_run
 from agora.engine.sweep import (
     MANIFEST_NAME,
@@ -468,6 +468,13 @@ def _run_or_continue(plan: RunPlan, quiet: bool) -> int:
     state = state_of(plan.out_dir)
     if state.state == "new":
         return _run_to_end(plan, quiet)
+    if logged_config(plan.out_dir) is None:
+        print(
+            f"agora: run.out: {plan.out_dir / LOG_NAME}: its header cannot be read (the run "
+            "there is broken); remove it or pick another --out",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     change = config_change(plan.out_dir, plan.resolved)
     if change is not None:
         print(

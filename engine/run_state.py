@@ -24,23 +24,44 @@ class RunState(msgspec.Struct, frozen=True):
 
 
 def state_of(run_dir: Path) -> RunState:
+    """From the run's summary, or, when that is missing or unreadable (a stop between the
+    log's last line and the summary), from the log's last record if it is the run's end."""
     if not (run_dir / LOG_NAME).exists():
         return RunState("new")
-    summary = run_dir / SUMMARY_NAME
-    if summary.exists():
-        try:
-            data = msgspec.json.decode(summary.read_bytes())
-        except msgspec.DecodeError:
-            data = {}
-        status, reason = data.get("status"), data.get("reason") or ""
-        errors = int(data.get("errors", 0))
-        if status == "completed":
-            return RunState("errors" if errors else "completed", errors=errors)
-        if status == "failed":
-            return RunState("failed", reason, errors=errors)
-        if status == "stopped" and reason != "interrupted":
-            return RunState("stopped", reason, errors=errors)
+    data = _summary(run_dir / SUMMARY_NAME) or _end_record(run_dir / LOG_NAME) or {}
+    status, reason = data.get("status"), data.get("reason") or ""
+    errors = int(data.get("errors", 0) or 0)
+    if status == "completed":
+        return RunState("errors" if errors else "completed", errors=errors)
+    if status == "failed":
+        return RunState("failed", reason, errors=errors)
+    if status == "stopped" and reason != "interrupted":
+        return RunState("stopped", reason, errors=errors)
     return RunState("unfinished")
+
+
+def _summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _end_record(log: Path, tail: int = 65536) -> dict[str, Any] | None:
+    """The log's last line when it is a whole ``end`` record (a run's end is its last line)."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(max(0, file.seek(0, 2) - tail))
+            lines = file.read().splitlines()
+    except OSError:
+        return None
+    last = next((line for line in reversed(lines) if line.strip()), b"")
+    try:
+        record = msgspec.json.decode(last)
+    except msgspec.DecodeError:
+        return None
+    return record if isinstance(record, dict) and record.get("kind") == "end" else None
 
 
 def logged_config(run_dir: Path) -> dict[str, Any] | None:

@@ -107,17 +107,17 @@ class Inequity:
     def stances(self) -> frozenset[str]:
         return frozenset({self.config.stance})
 
-    @property
-    def seeded(self) -> frozenset[AgentId]:
-        """Whom it treats (picked on first use: call it from ``from_tick`` on)."""
+    def _seeded_at(self, tick: int) -> frozenset[AgentId]:
+        """Whom it treats at ``tick``: nobody before ``from_tick``; from then on the agents
+        picked the first time it is asked (never earlier, when answers are not known)."""
+        if tick < self.config.from_tick:
+            return frozenset()
         if self._seeded is None:
             self._seeded = frozenset(self._pick())
         return self._seeded
 
     def view(self, agent_id: AgentId, tick: int) -> str | None:
-        if tick < self.config.from_tick:
-            return None
-        return self.text if agent_id in self.seeded else None
+        return self.text if agent_id in self._seeded_at(tick) else None
 
     def render(self, view: Any) -> str:
         return f"What happened to you: {view}" if view else ""
@@ -131,7 +131,7 @@ class Inequity:
         return [], []
 
     def end_tick(self, tick: int) -> tuple[list[LogRecord], dict[str, Any]]:
-        shown = sorted(self.seeded) if tick >= self.config.from_tick else []
+        shown = sorted(self._seeded_at(tick))
         records: list[LogRecord] = [
             InequityNotice(tick, agent, self.name, self.config.treatment) for agent in shown
         ]

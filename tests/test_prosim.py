@@ -312,9 +312,12 @@ def test_seeds_are_the_extremes_with_ties_broken_by_the_seed():
     assert pick_seeds(world, range(6), income, "highest", 2, rng(0)) == [0, 4]
     lowest = {tuple(pick_seeds(world, range(6), income, "lowest", 2, rng(s))) for s in range(20)}
     assert lowest <= {(1, 3), (1, 5), (3, 5)} and len(lowest) > 1
-    # The whole population, lowest first: the order among equals is the stream's, never
-    # the agents' numbers.
-    assert pick_seeds(world, range(6), income, "lowest", 6, rng(7)) == list(range(6))
+    # The same stream picks the same agents; the cut among equals is the stream's, never the
+    # agents' numbers (agent 5 is picked by some streams, agent 1 left out by some).
+    assert pick_seeds(world, range(6), income, "lowest", 2, rng(7)) == pick_seeds(
+        world, range(6), income, "lowest", 2, rng(7)
+    )
+    assert any(5 in pair for pair in lowest) and any(1 not in pair for pair in lowest)
 
 
 def test_a_second_score_breaks_ties_and_a_missing_score_ranks_last():
@@ -327,7 +330,29 @@ def test_a_second_score_breaks_ties_and_a_missing_score_ranks_last():
         (1, 2)
     }
     assert pick_seeds(world, range(5), keys, "lowest", 1, rng(0)) == [4]
-    assert pick_seeds(world, range(5), keys, "lowest", 5, rng(0)) == list(range(5))
+    # Lowest first, the agent without a score still comes last: never among the first four.
+    assert all(3 not in pick_seeds(world, range(5), keys, "lowest", 4, rng(s)) for s in range(10))
+
+
+class IndependentScores(Scores):
+    independent = True
+
+    def agent_ids(self) -> list[int]:
+        return list(range(len(self.values)))
+
+    def score_known_from(self, key: str) -> int:
+        return 1 if key == "willingness" else 0
+
+
+def test_answer_scores_are_refused_on_an_independent_world():
+    from agora.policies.inequity import PLUGIN, InequityConfig
+
+    world = IndependentScores([1.0, 2.0, 3.0])
+    config = InequityConfig(rank_by="willingness", from_tick=2)
+    with pytest.raises(ConfigError, match="independent world"):
+        PLUGIN.build(config, Seeds(0), "unfair", world)  # type: ignore[arg-type]
+    built = PLUGIN.build(InequityConfig(rank_by="income", seeds=1), Seeds(0), "unfair", world)  # type: ignore[arg-type]
+    assert built.view(2, 0) is None and built.view(2, 1) is not None and built.view(0, 1) is None
 
 
 def three_day_run(tmp_path: Any, *sets: str) -> Any:
@@ -542,3 +567,24 @@ def test_a_scenario_key_with_a_colon_is_refused(tmp_path):
     bad.write_text(text.replace('key = "camera"', 'key = "cam:era"'))
     with pytest.raises(ConfigError, match="has a ':'"):
         load_scenarios(str(bad))
+
+
+def test_the_no_policy_run_must_be_the_pair():
+    from agora.worlds.prosim.report import unpaired
+
+    def header(seed: int, ticks: int, agents: int, policy: bool) -> dict[str, Any]:
+        policies = {"inequity": {"kind": "inequity", "from_tick": 1}} if policy else {}
+        return {
+            "config": {
+                "run": {"seed": seed, "ticks": ticks},
+                "world": {"kind": "prosim_network", "agents": agents},
+                "policies": policies,
+            }
+        }
+
+    treated = header(1, 20, 104, True)
+    assert unpaired(treated, header(1, 20, 104, False)) is None
+    assert "seed (1 here, 2 there)" in str(unpaired(treated, header(2, 20, 104, False)))
+    assert "days" in str(unpaired(treated, header(1, 10, 104, False)))
+    assert "world" in str(unpaired(treated, header(1, 20, 50, False)))
+    assert "has an inequity policy" in str(unpaired(treated, header(1, 20, 104, True)))

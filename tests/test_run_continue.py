@@ -60,3 +60,33 @@ def test_continue_runs_keeps_resumes_and_refuses(tmp_path):
 
     plain = run_cli("run", str(CONFIG), "-q", "--out", str(out), *RUN)
     assert plain.returncode == 2 and "runs are never overwritten" in plain.stderr
+
+
+def test_continue_reads_the_log_when_the_summary_is_gone_and_keeps_a_budget_stop(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("run", str(CONFIG), "-q", "--out", str(out), *RUN).returncode == 0
+    (out / "summary.json").unlink()  # a stop between the log's end record and the summary
+    whole = (out / "log.jsonl").read_bytes()
+    kept = run_cli("run", str(CONFIG), "-q", "--out", str(out), "--continue", *RUN)
+    assert kept.returncode == 0 and "completed earlier" in kept.stderr, kept.stderr
+    assert (out / "log.jsonl").read_bytes() == whole
+
+    stopped = tmp_path / "stopped"
+    budget = [*RUN, "--set", "inference.budget_tokens=500000"]
+    first = run_cli("run", str(CONFIG), "-q", "--out", str(stopped), *budget)
+    assert first.returncode == 0, first.stderr
+    ticks = len(digests(stopped / "log.jsonl"))
+    assert 0 < ticks < 4 and records(stopped / "log.jsonl")[-1]["status"] == "stopped"
+    again = run_cli("run", str(CONFIG), "-q", "--out", str(stopped), "--continue", *budget)
+    assert again.returncode == 0 and "stopped by its budget" in again.stderr
+    assert len(digests(stopped / "log.jsonl")) == ticks  # not another tick's spending
+
+
+def test_continue_on_a_broken_log_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_bytes(b'{"kind":"run","conf')
+    result = run_cli("run", str(CONFIG), "-q", "--out", str(out), "--continue", *RUN)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "header cannot be read" in lines[0], result.stderr

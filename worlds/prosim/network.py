@@ -167,10 +167,11 @@ class NetworkWorld:
     def agent_score(self, agent_id: AgentId, key: str) -> float:
         """What a policy may rank agents by when it picks whom to treat (read-only):
         ``income``, ``prosociality`` or a trait of the persona, or ``willingness``, the
-        agent's rating on its first answered day (NaN while it has none)."""
+        agent's rating on the first day (NaN before that day or when it missed it)."""
         persona = self.personas[agent_id]
         if key == "willingness":
-            first = next((d for d in self.days[agent_id] if d is not None), None)
+            days = self.days[agent_id]
+            first = days[0] if days else None
             return float(first.willingness) if first is not None else float("nan")
         if key == "income":
             return float(persona.income)

@@ -241,9 +241,34 @@ def policy_start(header: Any) -> int:
     return min(starts, default=0)
 
 
+def unpaired(header: Any, null_header: Any) -> str | None:
+    """Why the no-policy run is not this run's pair (None when it is): the same seed, days and
+    world (graph, personas, scenario), and no inequity policy of its own."""
+    config, other = header.get("config", {}), null_header.get("config", {})
+    for what, mine, theirs in (
+        ("seed", config.get("run", {}).get("seed"), other.get("run", {}).get("seed")),
+        ("days", config.get("run", {}).get("ticks"), other.get("run", {}).get("ticks")),
+        ("world", config.get("world"), other.get("world")),
+    ):
+        if mine != theirs:
+            shown = f"{mine} here, {theirs} there" if what != "world" else "another config"
+            return f"the no-policy run differs in its {what} ({shown})"
+    if any(
+        isinstance(section, dict)
+        and section.get("kind") == "inequity"
+        and section.get("enabled", True)
+        for section in (other.get("policies") or {}).values()
+    ):
+        return "the no-policy run has an inequity policy"
+    return None
+
+
 def _mediation_lines(frames: Any, days: pl.DataFrame, null: Any | None) -> list[str]:
     lines: list[str] = []
-    if null is not None:
+    why = unpaired(frames.header, null.header) if null is not None else None
+    if why is not None:
+        lines += [f"Mediation across conditions: not estimable ({why}).", ""]
+    elif null is not None:
         start = policy_start(frames.header)
         try:
             across = analysis.policy_mediation(
@@ -263,6 +288,12 @@ def _mediation_lines(frames: Any, days: pl.DataFrame, null: Any | None) -> list[
                 "policy",
                 "agents, each with its days in both runs",
             )
+            lines[-1:-1] = [
+                "",
+                "The interval resamples agents within this one pair of runs: it leaves out "
+                "the variation between seeds (graphs, draws) and the dependence contagion puts "
+                "between neighbours, so it is narrower than one over several seeds would be.",
+            ]
     try:
         within = analysis.contagion_mediation(
             days, np.random.default_rng(MEDIATION_SEED), MEDIATION_RESAMPLES
