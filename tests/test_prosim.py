@@ -60,6 +60,19 @@ class TestProSimNetwork(WorldConformance):
         return {a: sum(d is not None for d in rows) for a, rows in enumerate(world.days)}
 
 
+class TestProSimPunishment(WorldConformance):
+    config = PUNISHMENT
+    overrides: Mapping[str, Any] = {"world.agents": 6, "run.ticks": 6}
+    valid_metric = "played"
+    missed_metric = "missed"
+
+    def valid_turns(self, world: Any) -> Mapping[int, int]:
+        return {
+            agent: sum(not e.choice.startswith("missed") for e in entries)
+            for agent, entries in enumerate(world.history)
+        }
+
+
 def one_line_exit_2(result: Any, *needles: str) -> None:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -588,3 +601,64 @@ def test_the_no_policy_run_must_be_the_pair():
     assert "days" in str(unpaired(treated, header(1, 10, 104, False)))
     assert "world" in str(unpaired(treated, header(1, 20, 50, False)))
     assert "has an inequity policy" in str(unpaired(treated, header(1, 20, 104, True)))
+
+
+# ---- Study 2: ProSim's people in FairMindSim's game --------------------------------------------
+
+
+def test_the_orientation_follows_the_rank_of_prosociality():
+    from agora.worlds.fairmind.personas import SVO_COUNTS
+    from agora.worlds.prosim.punishment import svo_by_rank
+
+    total = sum(c for _, c in SVO_COUNTS)
+    shares = {kind: c / total for kind, c in SVO_COUNTS}
+    scores = [0.3, -1.2, 2.0, 0.0, -0.4, 1.1, -2.5, 0.9, 0.5, -0.1]
+    svo = svo_by_rank(scores)
+    ranked = sorted(range(10), key=lambda a: -scores[a])
+    top = round(shares["prosocial"] * 10)
+    assert [svo[a] for a in ranked[:top]] == ["prosocial"] * top
+    assert svo.count("competitive") == round(shares["competitive"] * 10)
+    assert all(
+        scores[a] > scores[b]
+        for a in range(10)
+        for b in range(10)
+        if svo[a] == "prosocial" and svo[b] != "prosocial"
+    )
+
+
+def test_prosim_people_play_the_game_in_their_own_words(tmp_path):
+    from agora.worlds.fairmind.items import JSI
+    from agora.worlds.prosim.punishment import PunishmentConfig, PunishmentPlugin
+
+    seeds = Seeds(1)
+    parts = PunishmentPlugin().build(PunishmentConfig(agents=4), seeds)
+    people = personas.generate(4, Seeds(1))
+    # The profile is ProSim's rendering; the rules leave FairMindSim's questionnaires out.
+    assert parts.prompts.persona_of(2) == personas.render(people[2])  # type: ignore[attr-defined]
+    assert JSI.items[0] not in parts.prompts.rules()  # type: ignore[attr-defined]
+    # The dispositions, by hand from the module's mapping.
+    p = people[3]
+    d = parts.world.cohort.disposition(3)  # type: ignore[attr-defined]
+    mi = (p.scores["moral_identity"] - 3.0) / 0.5
+    n = (p.scores["neuroticism"] - 2.96) / 0.67
+    e = (p.scores["extraversion"] - 3.19) / 0.66
+    o = (p.scores["openness"] - 3.57) / 0.59
+    assert (d.justice, d.reactivity, d.low_mood, d.routine) == pytest.approx((mi, n, -e, -o))
+    assert "rank of prosociality" in parts.world.describe()["svo_from"]
+
+
+def test_a_study_2_run_logs_prosim_people_and_fits(tmp_path):
+    run = tmp_path / "run"
+    result = run_cli(
+        "run", str(PUNISHMENT), "--out", str(run), "--set", "world.agents=6", "--set", "run.ticks=20"
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frames = agora.load_run(run)
+    assert frames.header["world"] == "prosim_punishment"
+    assert frames.of("prosim_persona").height == 6 and frames.of("fairmind_trial").height == 120
+    fit = run_cli(
+        "fit", str(run), "--out", str(tmp_path / "fit"), "--models", "BREM,Rational",
+        "--restarts", "1", "--permutations", "0",
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    assert (tmp_path / "fit" / "fits.csv").read_text().count("\n") > 6

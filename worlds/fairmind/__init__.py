@@ -8,7 +8,9 @@ the default ships as ``schedule.csv``). A round is one turn of three asks in one
 conversation (``prompts.py``): appraisal (valence, arousal) → choice ACCEPT/PUNISH with its
 chain of thought and ratings → feedback ratings after the outcome. Agents never meet, so the
 world is independent and runs barrier-free. Each played round is a ``fairmind_trial`` record
-and each persona a ``fairmind_persona`` record (``world.py``); ``metrics.py`` computes the
+and each persona a ``fairmind_persona`` record (``world.py``, ``cohort.py``: who plays is a
+cohort, so another world can play the game with people of its own, ``game_parts``);
+``metrics.py`` computes the
 paper's measures over the trials; ``brem.py`` holds the BREM equations the offline agents
 (``offline.py``) and the fitting share.
 """
@@ -23,18 +25,30 @@ from agora.engine.protocols import WorldParts
 from agora.engine.records import LogRecord
 from agora.engine.seeding import Seeds
 from agora.worlds.fairmind import personas as persona_module
+from agora.worlds.fairmind.cohort import Cohort, Disposition, FairMindCohort, FairMindPersona
 from agora.worlds.fairmind.config import FairMindConfig, OfflineMix
 from agora.worlds.fairmind.offline import FairMindOffline
 from agora.worlds.fairmind.prompts import FairMindPrompts
 from agora.worlds.fairmind.schedule import load_schedule
 from agora.worlds.fairmind.world import (
-    FairMindPersona,
     FairMindTrial,
     FairMindWorld,
     RoundAnswer,
     RoundOutcome,
     RoundView,
 )
+
+
+def game_parts(settings: FairMindConfig, cohort: Cohort, seeds: Seeds) -> WorldParts:
+    """The game's world, words and offline agents for ``cohort``'s people: how FairMindSim
+    builds itself, and how another world plays the same game with people of its own."""
+    schedule = load_schedule(settings.schedule)
+    dispositions = [cohort.disposition(agent) for agent in range(len(cohort))]
+    return WorldParts(
+        world=FairMindWorld(settings, cohort, schedule),
+        prompts=FairMindPrompts(settings, cohort, schedule),
+        offline=FairMindOffline(dispositions, settings.offline, seeds),
+    )
 
 
 class FairMindPlugin:
@@ -49,19 +63,13 @@ class FairMindPlugin:
 
     def build(self, config: Any, seeds: Seeds) -> WorldParts:
         settings: FairMindConfig = config
-        schedule = load_schedule(settings.schedule)
         if settings.personas is None:
             personas = persona_module.generate(settings.agents, seeds)
             source, digest = "generated", None
         else:
             personas = persona_module.load(settings.personas, settings.agents)
             source, digest = settings.personas, persona_module.file_digest(settings.personas)
-        world = FairMindWorld(settings, personas, schedule, source, digest)
-        return WorldParts(
-            world=world,
-            prompts=FairMindPrompts(settings, personas, schedule),
-            offline=FairMindOffline(personas, settings.offline, seeds),
-        )
+        return game_parts(settings, FairMindCohort(personas, source, digest), seeds)
 
     def run_sections(self, frames: Any, run_dir: Path, out: Path) -> list[str]:
         from agora.worlds.fairmind.report_sections import run_sections
@@ -78,6 +86,9 @@ PLUGIN = FairMindPlugin()
 
 __all__ = [
     "PLUGIN",
+    "Cohort",
+    "Disposition",
+    "FairMindCohort",
     "FairMindConfig",
     "FairMindPersona",
     "FairMindPlugin",
@@ -87,4 +98,5 @@ __all__ = [
     "RoundAnswer",
     "RoundOutcome",
     "RoundView",
+    "game_parts",
 ]

@@ -223,9 +223,11 @@ def _from_runs(name: str, runs: Sequence[tuple[Path, RunFrames, str]], min_round
     tables, missed, truth = [], {}, {}
     for run_dir, frames, prefix in runs:
         header = frames.header
-        if header.get("world") != "fairmind":
+        if TRIAL_KIND not in (header.get("records") or {}):
+            # Any world playing FairMindSim's game logs its trials (ProSim's Study 2 does).
             raise ConfigError(
-                f"{run_dir}: a {header.get('world')!r} run; agora fit reads FairMindSim runs"
+                f"{run_dir}: a {header.get('world')!r} run, without {TRIAL_KIND} records; "
+                "agora fit reads runs of FairMindSim's game"
             )
         trials = frames.of(TRIAL_KIND)
         if trials.height:

@@ -14,8 +14,9 @@ Three kinds (``world.offline.kind``: one for every agent, or "mix" by seeded quo
   the cost, and it learns nothing.
 - **rational**: punishing never pays, so it accepts, except for a lapse: P(punish) = ε.
 
-**Parameters from the persona** (z = the persona's distance from Table 1's mean in SDs:
-zJSI, zERS, zCESD, zAQ; each positive parameter then multiplied by exp(N(0, s)) with s =
+**Parameters from the persona** (its ``cohort.Disposition``: for FairMindSim's personas zJSI,
+zERS, zCESD and zAQ are their distances from Table 1's means in SDs; another cohort maps its
+own traits onto the four; each positive parameter then multiplied by exp(N(0, s)) with s =
 ``world.offline.parameter_noise``, drawn from the agent's own stream):
 
 - BREM β1 = 3.5 · exp(0.25·zJSI + 0.1·zERS) · {prosocial 1.15, individualistic 0.85,
@@ -57,9 +58,8 @@ import numpy as np
 from agora.engine.records import AgentId
 from agora.engine.seeding import Seeds
 from agora.worlds.fairmind import brem
+from agora.worlds.fairmind.cohort import Disposition
 from agora.worlds.fairmind.config import KINDS, OfflineMix
-from agora.worlds.fairmind.items import AQ, CESD, ERS, JSI
-from agora.worlds.fairmind.personas import Persona
 from agora.worlds.fairmind.world import RoundOutcome, RoundView
 
 _BETA1_SVO = {"prosocial": 1.15, "individualistic": 0.85, "competitive": 0.6}
@@ -96,9 +96,9 @@ def kind_quotas(mix: OfflineMix, agents: int) -> list[str]:
     return [kind for kind, count in zip(KINDS, counts, strict=True) for _ in range(count)]
 
 
-def derive(kind: str, persona: Persona, noise: float, rng: np.random.Generator) -> Params:
+def derive(kind: str, persona: Disposition, noise: float, rng: np.random.Generator) -> Params:
     """The persona-derived parameters of one agent of ``kind`` (the module docstring's map)."""
-    zjsi, zers, zcesd, zaq = (persona.trait_z(s) for s in (JSI, ERS, CESD, AQ))
+    zjsi, zers, zcesd, zaq = persona.justice, persona.reactivity, persona.low_mood, persona.routine
     svo = persona.svo
 
     def jitter() -> float:
@@ -134,8 +134,8 @@ class _State:
 class FairMindOffline:
     """The offline stand-in for a model: answers appraisal, choice and feedback by kind."""
 
-    def __init__(self, personas: Sequence[Persona], mix: OfflineMix, seeds: Seeds) -> None:
-        self.personas = tuple(personas)
+    def __init__(self, dispositions: Sequence[Disposition], mix: OfflineMix, seeds: Seeds) -> None:
+        self.personas = tuple(dispositions)
         self.mix = mix
         kinds = kind_quotas(mix, len(self.personas))
         # Which agent gets which kind: a seeded permutation of the quotas.
@@ -192,10 +192,10 @@ class FairMindOffline:
     ) -> tuple[dict[str, Any], str]:
         view: RoundView = observation
         persona, params = self.personas[agent_id], self.params[agent_id]
-        k = math.exp(0.3 * persona.trait_z(ERS))
-        mood = -10.0 * persona.trait_z(CESD)
+        k = math.exp(0.3 * persona.reactivity)
+        mood = -10.0 * persona.low_mood
         belief = max(self.state[agent_id].belief, 0.0) if params.kind == "brem" else 1.0
-        v = view.split.violation * math.exp(0.2 * persona.trait_z(JSI)) * belief
+        v = view.split.violation * math.exp(0.2 * persona.justice) * belief
         sd = self.mix.affect_noise * k
         cost = view.split.cost
 

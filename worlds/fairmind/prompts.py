@@ -26,9 +26,9 @@ from typing import Any
 from agora.engine.protocols import AnswerField, Ask, AskNow
 from agora.engine.records import AgentId
 from agora.worlds.fairmind.brem import ENDOWMENT, POT
+from agora.worlds.fairmind.cohort import Cohort
 from agora.worlds.fairmind.config import FairMindConfig
 from agora.worlds.fairmind.items import SCALES
-from agora.worlds.fairmind.personas import Persona, render
 from agora.worlds.fairmind.schedule import Schedule, Split
 from agora.worlds.fairmind.world import (
     Choice,
@@ -87,12 +87,9 @@ def past_line(past: PastRound) -> str:
 
 
 class FairMindPrompts:
-    def __init__(
-        self, config: FairMindConfig, personas: Sequence[Persona], schedule: Schedule
-    ) -> None:
+    def __init__(self, config: FairMindConfig, cohort: Cohort, schedule: Schedule) -> None:
         self.config = config
-        # Rendered once: the persona block is the same in every one of an agent's prompts.
-        self.profiles = tuple(render(p) for p in personas)
+        self.cohort = cohort
         self.schedule = schedule
 
     def rules(self) -> str:
@@ -120,7 +117,7 @@ class FairMindPrompts:
             "sleepy) through 0 to 100 (extremely aroused, agitated). Use whole numbers, and "
             "use the whole range as your feelings call for it."
         )
-        if not self.config.item_texts:
+        if not (self.config.item_texts and self.cohort.questionnaires):
             return text
         blocks = [
             text,
@@ -142,7 +139,7 @@ class FairMindPrompts:
     def persona_of(self, agent_id: AgentId) -> str:
         """The agent's profile and the role-play instruction (``PersonaPerAgent``): in its
         system text, the prefix all 60 of its rounds share."""
-        return self.profiles[agent_id]
+        return self.cohort.profile(agent_id)
 
     def shared_view(self, tick: int) -> str:
         # The same every round: an agent's prompt then shares its prefix across rounds.

@@ -25,8 +25,8 @@ import numpy as np
 from agora.engine.protocols import Missed
 from agora.engine.records import AgentId, LogRecord
 from agora.worlds.fairmind.brem import ENDOWMENT
+from agora.worlds.fairmind.cohort import Cohort
 from agora.worlds.fairmind.config import FairMindConfig
-from agora.worlds.fairmind.personas import Persona
 from agora.worlds.fairmind.schedule import Schedule, Split
 
 Choice = Literal["ACCEPT", "PUNISH"]
@@ -106,23 +106,6 @@ class FairMindTrial(LogRecord, tag="fairmind_trial"):
     p1_earnings: int
 
 
-class FairMindPersona(LogRecord, tag="fairmind_persona"):
-    """Each agent's persona, logged once with tick 0, so analyses read it with the trials."""
-
-    tick: int
-    agent: AgentId
-    participant: str
-    source: str
-    age: int
-    gender: str
-    region: str
-    aq: int
-    ers: int
-    cesd: int
-    jsi: int
-    svo: str
-
-
 def outcome_of(split: Split, choice: Choice) -> tuple[int, int]:
     """(the observer's pay, Player 1's earnings) of a round."""
     if choice == "PUNISH":
@@ -153,49 +136,21 @@ def _played(choice: str) -> Choice | None:
 class FairMindWorld:
     independent = True  # each observer plays its own rounds
 
-    def __init__(
-        self,
-        config: FairMindConfig,
-        personas: Sequence[Persona],
-        schedule: Schedule,
-        persona_source: str,
-        persona_digest: str | None,
-    ) -> None:
+    def __init__(self, config: FairMindConfig, cohort: Cohort, schedule: Schedule) -> None:
         self.config = config
-        self.personas = tuple(personas)
+        self.cohort = cohort
         self.schedule = schedule
-        self.persona_source = persona_source
-        self.persona_digest = persona_digest
-        self._ids = tuple(range(len(self.personas)))
+        self._ids = tuple(range(len(cohort)))
         # The inputs the rounds were played on, in every digest: a replay on a persona or
         # schedule file edited since the run fails its first tick, not later and quietly.
-        inputs = msgspec.json.encode([self.personas, schedule.digest()])
+        inputs = msgspec.json.encode([cohort.fingerprint(), schedule.digest()])
         self._inputs = hashlib.blake2b(inputs, digest_size=16).digest()
         # Per agent, one entry per tick it had a turn: free-running agents run ahead of the
         # tick being closed, so metrics and digests read entries by tick, never totals.
         self.history: list[list[_Entry]] = [[] for _ in self._ids]
         # The trials of each tick until the engine takes them as the tick closes; the
-        # personas go out with tick 0.
-        self.pending: dict[int, list[LogRecord]] = {0: self._persona_records()}
-
-    def _persona_records(self) -> list[LogRecord]:
-        return [
-            FairMindPersona(
-                tick=0,
-                agent=agent,
-                participant=p.participant,
-                source=self.persona_source,
-                age=p.age,
-                gender=p.gender,
-                region=p.region,
-                aq=p.aq,
-                ers=p.ers,
-                cesd=p.cesd,
-                jsi=p.jsi,
-                svo=p.svo,
-            )
-            for agent, p in enumerate(self.personas)
-        ]
+        # people go out with tick 0.
+        self.pending: dict[int, list[LogRecord]] = {0: cohort.records()}
 
     def agent_ids(self) -> Sequence[AgentId]:
         return self._ids
@@ -321,22 +276,13 @@ class FairMindWorld:
         return digest.hexdigest()
 
     def describe(self) -> dict[str, Any]:
-        personas = self.personas
-        svo = {
-            kind: sum(p.svo == kind for p in personas)
-            for kind in ("prosocial", "individualistic", "competitive")
-        }
         return {
-            "agents": len(personas),
+            "agents": len(self.cohort),
             "rounds": len(self.schedule),
             "unfair_rounds": self.schedule.unfair_rounds,
             "schedule": self.schedule.source,
             "schedule_digest": self.schedule.digest(),
-            "personas": self.persona_source,
-            "personas_digest": self.persona_digest,
-            "mean_age": round(float(np.mean([p.age for p in personas])), 2),
-            "male": sum(p.gender == "male" for p in personas),
-            "svo": svo,
+            **self.cohort.describe(),
             "human_punish_rate": self.config.human_punish_rate,
             "missed_rounds": "kept in the history as missed, paying nothing; no trial record",
         }

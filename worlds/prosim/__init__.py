@@ -4,8 +4,8 @@ institutional policies, in three studies on one set of personas.
 - **Study 1** (``prosim_scenarios``, ``questionnaire.py``): six everyday prosocial scenarios,
   each under no policy or one of four interventions, rated 1–7 with optional
   Belief–Desire–Intention reasons; one multi-ask turn per agent.
-- **Study 2**: third-party punishment is the FairMindSim world (``fairmind``) with ProSim's
-  settings (``runs/prosim_punishment.toml``): not a copy of it.
+- **Study 2** (``prosim_punishment``, ``punishment.py``): FairMindSim's third-party punishment
+  game (its world, words and fitting, not a copy) played by ProSim's personas.
 - **Study 3** (``prosim_network``, ``network.py``): days on a social graph, an institution's
   inequity towards a few seed agents (the ``inequity`` policy) and its contagion.
 
@@ -35,6 +35,7 @@ from agora.worlds.prosim.network import (
     ProSimDelivery,
 )
 from agora.worlds.prosim.offline import ContagionResidents, ScenarioRespondents
+from agora.worlds.prosim.punishment import PunishmentPlugin
 from agora.worlds.prosim.questionnaire import (
     ProSimRating,
     Questionnaire,
@@ -45,14 +46,6 @@ from agora.worlds.prosim.records import ProSimPersona
 from agora.worlds.prosim.texts import load_scenarios
 
 STATE_COLOURS = {"unaffected": "#9ecae1", "seed": "#7f0000", "affected": "#e34a33"}
-
-
-def _personas(
-    path: str | None, agents: int, seeds: Seeds
-) -> tuple[list[persona_module.Persona], str]:
-    if path is None:
-        return persona_module.generate(agents, seeds), "generated"
-    return persona_module.load(path, agents), path
 
 
 class ScenariosPlugin:
@@ -68,7 +61,7 @@ class ScenariosPlugin:
         if not settings.interventions:
             raise ConfigError("world.interventions: empty; list at least one (none, moral, …)")
         scenarios = load_scenarios(settings.scenarios)
-        personas, source = _personas(settings.personas, settings.agents, seeds)
+        personas, source = persona_module.people(settings.personas, settings.agents, seeds)
         return WorldParts(
             world=ScenarioWorld(settings, personas, scenarios, seeds, source),
             prompts=QuestionnairePrompts(settings, personas, scenarios),
@@ -78,7 +71,7 @@ class ScenariosPlugin:
     def run_sections(self, frames: Any, run_dir: Path, out: Path) -> list[str]:
         from agora.worlds.prosim.report import scenario_sections
 
-        return scenario_sections(frames, out)
+        return ["\n".join(scenario_sections(frames, out))]  # one block: its own blank lines
 
 
 class NetworkPlugin:
@@ -109,7 +102,7 @@ class NetworkPlugin:
                 f"world.scenario: {settings.scenario!r} is not a scenario of "
                 f"{scenarios.source}; use one of {', '.join(scenarios.keys)}"
             )
-        personas, source = _personas(settings.personas, settings.agents, seeds)
+        personas, source = persona_module.people(settings.personas, settings.agents, seeds)
         graph = build_graph(settings.graph, settings.agents, seeds)
         scenario = scenarios.by_key(settings.scenario)
         return WorldParts(
@@ -121,7 +114,7 @@ class NetworkPlugin:
     def run_sections(self, frames: Any, run_dir: Path, out: Path) -> list[str]:
         from agora.worlds.prosim.report import network_sections
 
-        return network_sections(frames, out)
+        return ["\n".join(network_sections(frames, out))]  # one block: its own blank lines
 
     def draw(self, world: Any, ax: Any) -> None:
         """The graph on the last day applied, coloured by state; seeds ringed in black,
@@ -163,5 +156,13 @@ class NetworkPlugin:
 
 SCENARIOS = ScenariosPlugin()
 NETWORK = NetworkPlugin()
+PUNISHMENT = PunishmentPlugin()
 
-__all__ = ["NETWORK", "SCENARIOS", "NetworkPlugin", "ScenariosPlugin"]
+__all__ = [
+    "NETWORK",
+    "PUNISHMENT",
+    "SCENARIOS",
+    "NetworkPlugin",
+    "PunishmentPlugin",
+    "ScenariosPlugin",
+]

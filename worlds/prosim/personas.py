@@ -184,6 +184,13 @@ def generate(agents: int, seeds: Seeds) -> list[Persona]:
 REQUIRED = ("gender", "age", "income", *(t.key for t in TRAITS))
 
 
+def people(path: str | None, agents: int, seeds: Seeds) -> tuple[list[Persona], str]:
+    """The run's people and where they come from: generated, or read from ``path``."""
+    if path is None:
+        return generate(agents, seeds), "generated"
+    return load(path, agents), path
+
+
 def load(path: str | Path, agents: int, field: str = "world.personas") -> list[Persona]:
     """The first ``agents`` people of the CSV at ``path``."""
     table = read_csv_table(path, field, REQUIRED)

@@ -15,11 +15,12 @@ from agora.engine.log import LogFormatError
 from agora.engine.pictures import write_frames
 from agora.engine.replay import Replayer, ReplayError, read_run
 
-STUDIES = {
-    "scenarios": "prosim_scenarios",
-    "punishment": "fairmind",
-    "network": "prosim_network",
-    "null": "prosim_network",
+STUDIES: dict[str, tuple[str, ...]] = {
+    "scenarios": ("prosim_scenarios",),
+    # ProSim's people playing FairMindSim's game, or FairMindSim's own.
+    "punishment": ("prosim_punishment", "fairmind"),
+    "network": ("prosim_network",),
+    "null": ("prosim_network",),
 }
 
 
@@ -31,10 +32,9 @@ def _frames(path: Path | None, option: str) -> Any:
     except (LogFormatError, OSError) as exc:
         raise ConfigError(f"--{option} {path}: not a readable run ({exc})") from None
     world = str(frames.header.get("world", "?"))
-    if world != STUDIES[option]:
-        raise ConfigError(
-            f"--{option} {path}: a {world!r} run; this study needs a {STUDIES[option]!r} run"
-        )
+    if world not in STUDIES[option]:
+        needed = " or ".join(repr(w) for w in STUDIES[option])
+        raise ConfigError(f"--{option} {path}: a {world!r} run; this study needs a {needed} run")
     return frames
 
 
@@ -44,7 +44,7 @@ class ProSimReportCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--scenarios", type=Path, help="a prosim_scenarios run (Study 1)")
-        parser.add_argument("--punishment", type=Path, help="a fairmind run (Study 2)")
+        parser.add_argument("--punishment", type=Path, help="a prosim_punishment run (Study 2)")
         parser.add_argument("--network", type=Path, help="a prosim_network run (Study 3)")
         parser.add_argument(
             "--null", type=Path, help="a prosim_network run without the policy, for contrast"
