@@ -27,6 +27,7 @@ help:
 	@echo "make test       the test suite"
 	@echo "make test-real  the city against a real model (llama.cpp + SmolLM2; builds real-env once)"
 	@echo "make bench-real re-asks with and without the answer schema on that model"
+	@echo "make test-local the local white-box backend (steering, patching) on a tiny model"
 	@echo "make lint       ruff, mypy and the import contracts"
 	@echo "make bench      benchmarks; tables go to bench/results/"
 	@echo "make image      build the Docker image agora:latest"
@@ -148,3 +149,25 @@ test-real: $(STAMP) $(REAL_STAMP)
 
 bench-real: $(STAMP) $(REAL_STAMP)
 	AGORA_REAL_PYTHON=$(REAL_ENV)/bin/python $(BIN)/python -m bench.real_model $(ARGS)
+
+# The local white-box backend (agora[local]: torch, transformers, gguf) in a venv of its own
+# outside .venv (torch is large), agora installed into it from this checkout on every use.
+# torch $(LOCAL_TORCH): pip takes the CPU build lying on this machine's disk (/opt/wheels);
+# elsewhere it downloads the build PyPI has for the platform.
+LOCAL_TORCH ?= 2.13.0
+LOCAL_ENV   ?= $(REAL_CACHE)/local-torch$(LOCAL_TORCH)-py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')-v1
+LOCAL_STAMP := $(LOCAL_ENV)/.installed
+.PHONY: local-env test-local
+
+$(LOCAL_STAMP):
+	rm -rf $(LOCAL_ENV)
+	$(PYTHON) -m venv $(LOCAL_ENV)
+	$(LOCAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check "torch==$(LOCAL_TORCH)"
+	$(LOCAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,local]"
+	@touch $@
+
+local-env: $(LOCAL_STAMP)
+	$(LOCAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+
+test-local: local-env
+	$(LOCAL_ENV)/bin/python -m pytest -q -m local tests/local

@@ -44,8 +44,8 @@ def write_report(run_dir: Path) -> Path:
     if header["backend"] == "offline":
         model = str(header["world_info"].get("offline", {}).get("model", "rule agents"))
         # The world's own words may already say it is no LLM: say it once.
-        model = model.removesuffix(", not an LLM").removesuffix(" (not an LLM)")
-        lines += [f"Answers came from the offline behavioural model ({model}), not an LLM.", ""]
+        tail = "" if "not an LLM" in model else ", not an LLM"
+        lines += [f"Answers came from the offline behavioural model ({model}){tail}.", ""]
 
     metric_rows: list[dict[str, Any]] = (
         ticks.get_column("metrics").to_list() if ticks.height else []

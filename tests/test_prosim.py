@@ -607,26 +607,27 @@ def test_the_no_policy_run_must_be_the_pair():
 
 
 def test_the_orientation_follows_the_rank_of_prosociality():
-    from agora.worlds.fairmind.personas import SVO_COUNTS
     from agora.worlds.prosim.punishment import svo_by_rank
 
-    total = sum(c for _, c in SVO_COUNTS)
-    shares = {kind: c / total for kind, c in SVO_COUNTS}
-    scores = [0.3, -1.2, 2.0, 0.0, -0.4, 1.1, -2.5, 0.9, 0.5, -0.1]
+    rng = np.random.default_rng(3)
+    scores = list(rng.normal(size=104))
     svo = svo_by_rank(scores)
-    ranked = sorted(range(10), key=lambda a: -scores[a])
-    top = round(shares["prosocial"] * 10)
-    assert [svo[a] for a in ranked[:top]] == ["prosocial"] * top
-    assert svo.count("competitive") == round(shares["competitive"] * 10)
-    assert all(
-        scores[a] > scores[b]
-        for a in range(10)
-        for b in range(10)
-        if svo[a] == "prosocial" and svo[b] != "prosocial"
+    # FairMindSim's shares by largest remainders: 64 / 37 / 3 of 104, by hand.
+    assert (svo.count("prosocial"), svo.count("individualistic"), svo.count("competitive")) == (
+        64,
+        37,
+        3,
     )
+    ranked = sorted(range(104), key=lambda a: -scores[a])
+    assert {svo[a] for a in ranked[:64]} == {"prosocial"}
+    assert {svo[a] for a in ranked[-3:]} == {"competitive"}
+    assert svo_by_rank([0.0]) == ["prosocial"]
+    assert svo_by_rank([1.0, 2.0]) == ["individualistic", "prosocial"]
+    # Equal scores at the cut: the lower agent number first.
+    assert svo_by_rank([1.0, 1.0]) == ["prosocial", "individualistic"]
 
 
-def test_prosim_people_play_the_game_in_their_own_words(tmp_path):
+def test_prosim_people_play_the_game_in_their_own_words():
     from agora.worlds.fairmind.items import JSI
     from agora.worlds.prosim.punishment import PunishmentConfig, PunishmentPlugin
 
@@ -644,7 +645,16 @@ def test_prosim_people_play_the_game_in_their_own_words(tmp_path):
     e = (p.scores["extraversion"] - 3.19) / 0.66
     o = (p.scores["openness"] - 3.57) / 0.59
     assert (d.justice, d.reactivity, d.low_mood, d.routine) == pytest.approx((mi, n, -e, -o))
-    assert "rank of prosociality" in parts.world.describe()["svo_from"]
+    counts = parts.world.describe()["svo"]  # type: ignore[attr-defined]
+    # 4 × 64/104 = 2.46, 4 × 37/104 = 1.42, 4 × 3/104 = 0.12: floors 2, 1, 0, the spare to 0.46.
+    assert counts == {"prosocial": 3, "individualistic": 1, "competitive": 0}
+
+
+def test_the_questionnaires_are_refused_for_prosim_people(tmp_path):
+    result = run_cli(
+        "run", str(PUNISHMENT), "--out", str(tmp_path / "r"), "--set", "world.item_texts=true"
+    )
+    one_line_exit_2(result, "world.item_texts")
 
 
 def test_a_study_2_run_logs_prosim_people_and_fits(tmp_path):

@@ -8,8 +8,9 @@ the default ships as ``schedule.csv``). A round is one turn of three asks in one
 conversation (``prompts.py``): appraisal (valence, arousal) → choice ACCEPT/PUNISH with its
 chain of thought and ratings → feedback ratings after the outcome. Agents never meet, so the
 world is independent and runs barrier-free. Each played round is a ``fairmind_trial`` record
-and each persona a ``fairmind_persona`` record (``world.py``, ``cohort.py``: who plays is a
-cohort, so another world can play the game with people of its own, ``game_parts``);
+and each of its personas a ``fairmind_persona`` record (``world.py``, ``cohort.py``: who plays
+is a cohort, which logs its own people, so another world can play the game with people of its
+own, ``game_parts``);
 ``metrics.py`` computes the
 paper's measures over the trials; ``brem.py`` holds the BREM equations the offline agents
 (``offline.py``) and the fitting share.

@@ -223,7 +223,7 @@ def _from_runs(name: str, runs: Sequence[tuple[Path, RunFrames, str]], min_round
     tables, missed, truth = [], {}, {}
     for run_dir, frames, prefix in runs:
         header = frames.header
-        if TRIAL_KIND not in (header.get("records") or {}):
+        if TRIAL_KIND not in frames.records:  # the kinds its world declares (any format)
             # Any world playing FairMindSim's game logs its trials (ProSim's Study 2 does).
             raise ConfigError(
                 f"{run_dir}: a {header.get('world')!r} run, without {TRIAL_KIND} records; "

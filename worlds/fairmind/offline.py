@@ -135,17 +135,17 @@ class FairMindOffline:
     """The offline stand-in for a model: answers appraisal, choice and feedback by kind."""
 
     def __init__(self, dispositions: Sequence[Disposition], mix: OfflineMix, seeds: Seeds) -> None:
-        self.personas = tuple(dispositions)
+        self.dispositions = tuple(dispositions)
         self.mix = mix
-        kinds = kind_quotas(mix, len(self.personas))
+        kinds = kind_quotas(mix, len(self.dispositions))
         # Which agent gets which kind: a seeded permutation of the quotas.
         order = seeds.rng("fairmind-offline-kinds").permutation(len(kinds))
         kinds = [kinds[int(i)] for i in order]
         self.params = tuple(
             derive(kind, persona, mix.parameter_noise, seeds.rng("fairmind-offline", agent))
-            for agent, (kind, persona) in enumerate(zip(kinds, self.personas, strict=True))
+            for agent, (kind, persona) in enumerate(zip(kinds, self.dispositions, strict=True))
         )
-        self.state = [_State() for _ in self.personas]
+        self.state = [_State() for _ in self.dispositions]
 
     # ---- what it learns ----------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class FairMindOffline:
         signals: Mapping[str, float],
     ) -> tuple[dict[str, Any], str]:
         view: RoundView = observation
-        persona, params = self.personas[agent_id], self.params[agent_id]
+        persona, params = self.dispositions[agent_id], self.params[agent_id]
         k = math.exp(0.3 * persona.reactivity)
         mood = -10.0 * persona.low_mood
         belief = max(self.state[agent_id].belief, 0.0) if params.kind == "brem" else 1.0

@@ -17,7 +17,9 @@ ProSim's people have other traits, so we map them (our choice; neither paper lin
 - preference for routine = −z(openness);
 - social value orientation by rank of prosociality (the mean z of the four prosocial traits)
   in the cohort: the most prosocial share FairMindSim's prosocial proportion, the least
-  prosocial its competitive proportion, the rest individualistic (equal scores by agent).
+  prosocial its competitive proportion, the rest individualistic (equal scores by agent). A
+  rank depends on who else is in the cohort: the same person may get another orientation in
+  a run with fewer agents.
 
 The questionnaires' items FairMindSim puts in its rules are left out: they do not describe
 these people.
@@ -32,6 +34,7 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
+from agora.engine.config import ConfigError
 from agora.engine.protocols import WorldParts
 from agora.engine.records import AgentId, LogRecord
 from agora.engine.seeding import Seeds
@@ -48,6 +51,8 @@ class PunishmentConfig(FairMindConfig, forbid_unknown_fields=True, frozen=True):
 
     kind: str = "prosim_punishment"
     agents: Annotated[int, msgspec.Meta(ge=1)] = 104
+    # FairMindSim's questionnaires do not describe ProSim's people: never shown.
+    item_texts: bool = False
 
 
 def svo_by_rank(prosociality: Sequence[float]) -> list[Svo]:
@@ -112,6 +117,11 @@ class PunishmentPlugin(FairMindPlugin):
 
     def build(self, config: Any, seeds: Seeds) -> WorldParts:
         settings: PunishmentConfig = config
+        if settings.item_texts:
+            raise ConfigError(
+                "world.item_texts: FairMindSim's questionnaires do not describe ProSim's "
+                "people; leave it out (a fairmind run shows them)"
+            )
         people, source = persona_module.people(settings.personas, settings.agents, seeds)
         return game_parts(settings, ProSimCohort(people, source), seeds)
 
