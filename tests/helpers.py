@@ -56,3 +56,12 @@ def logged_requests(items: list[dict[str, Any]]) -> int:
         for facts in header.get("endpoints", {}).values()
     )
     return probes + sum(d["requests"] for d in of_kind(items, "decision"))
+
+
+def one_line_exit_2(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """A run refused as the standards say: exit 2, one line on stderr naming the needles."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

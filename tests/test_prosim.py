@@ -24,7 +24,7 @@ from agora.worlds.prosim.config import NetworkConfig
 from agora.worlds.prosim.graph_io import load_graph
 from agora.worlds.prosim.network import DayAnswer, NetworkWorld, ProSimChange, ProSimDelivery
 from agora.worlds.prosim.texts import load_scenarios
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, one_line_exit_2, run_cli
 
 SCENARIOS = REPO / "runs" / "prosim_scenarios.toml"
 NETWORK = REPO / "runs" / "prosim_network.toml"
@@ -71,14 +71,6 @@ class TestProSimPunishment(WorldConformance):
             agent: sum(not e.choice.startswith("missed") for e in entries)
             for agent, entries in enumerate(world.history)
         }
-
-
-def one_line_exit_2(result: Any, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 # ---- the contagion rule, by hand ---------------------------------------------------------------

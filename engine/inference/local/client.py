@@ -9,7 +9,8 @@ with that value, so it is never invalid. Any other request is generated as free 
 
 Steering is a request parameter (``inference.params`` or the request's own), so it is in the
 cache key and in every decision record: ``steer_direction`` (a direction file,
-``directions.py``), ``steer_layers`` (block indices; default: every layer the file has) and
+``directions.py``), ``steer_layers`` (a block index, or several as "10,15"; default: every
+layer the file has) and
 ``steer_strength`` (× the stored vector; 0: none).
 """
 
@@ -52,6 +53,11 @@ def steering_of(params: Mapping[str, Any]) -> Steering:
         raise ValueError(f"steer_strength: expected a number, got {strength!r}")
     if isinstance(layers, int) and not isinstance(layers, bool):
         layers = [layers]
+    elif isinstance(layers, str):  # inference.params holds scalars: "10,15" names two
+        try:
+            layers = [int(part) for part in layers.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(f"steer_layers: {layers!r} is not block indices like 10,15") from None
     if not isinstance(layers, list | tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in layers
     ):
@@ -91,6 +97,7 @@ class LocalClient:
         self._model: LocalModel | None = None
         self._directions: dict[str, Vectors] = {}
         self._queue: list[tuple[Request, asyncio.Future[Completion]]] = []
+        self._score_memo: dict[tuple[str, str, int, int, str], tuple[Any, int]] = {}
         self._draining = False
         self.answered = 0
 
@@ -135,7 +142,9 @@ class LocalClient:
         return []
 
     async def aclose(self) -> None:
-        self._model = None  # the weights go with the client
+        # The weights stay: a caller may hand the same client to its next run (a study of
+        # many runs loads them once); they go with the client.
+        return None
 
     async def complete(self, request: Request) -> Completion:
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
@@ -226,6 +235,18 @@ class LocalClient:
         self.answered += len(requests)
         return answers
 
+    def _scores(
+        self, model: LocalModel, prompt: str, field: str, low: int, high: int, request: Request
+    ) -> tuple[Any, int]:
+        """The values' scores for this prompt and steering, computed once: many agents (or
+        ticks) with the same prompt differ only in their seed, which picks from them."""
+        key = (prompt, field, low, high, _steering_key(request))
+        if key not in self._score_memo:
+            if len(self._score_memo) >= SCORES_KEPT:
+                self._score_memo.pop(next(iter(self._score_memo)))
+            self._score_memo[key] = model.score_integers(prompt, field, low, high)
+        return self._score_memo[key]
+
     def _run(self, model: LocalModel, requests: Sequence[Request]) -> list[Completion]:
         started = time.perf_counter()
         prompts = [model.render([msgspec.structs.asdict(m) for m in r.messages]) for r in requests]
@@ -241,7 +262,7 @@ class LocalClient:
                 free.append(k)
                 continue
             field, low, high = shape
-            scores, used = model.score_integers(prompts[k], field, low, high)
+            scores, used = self._scores(model, prompts[k], field, low, high, request)
             value = low + _choose(scores, request.temperature, request.seed)
             done[k] = (json.dumps({field: value}), used, model.token_count(f" {value}}}"))
         if free:
@@ -258,6 +279,13 @@ class LocalClient:
             Completion(done[k][0], done[k][1], done[k][2], latency, self._model_name)
             for k in range(len(requests))
         ]
+
+
+SCORES_KEPT = 256  # prompts whose value scores are kept (same prompt, another seed: no pass)
+
+
+def _steering_key(request: Request) -> str:
+    return json.dumps({k: request.params.get(k) for k in STEER_KEYS}, sort_keys=True)
 
 
 def _choose(scores: Any, temperature: float, seed: int) -> int:

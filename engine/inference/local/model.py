@@ -15,7 +15,8 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import numpy.typing as npt
 from agora.engine.inference.local.directions import file_sha256
 
 # Candidate sequences per forward pass when scoring (bounds the memory of one pass).
-SCORE_CHUNK = 64
+SCORE_CHUNK = 16
 
 
 @dataclass
@@ -105,28 +106,50 @@ class LocalModel:
         )
         return {k: v.to(self.device) for k, v in batch.items()}
 
+    def answer_prefix(self, prompt: str, field: str) -> str:
+        """The prompt and the answer's opening, up to the number."""
+        return f'{prompt}{{"{field}":'
+
+    def _candidates(
+        self, prompt: str, field: str, low: int, high: int
+    ) -> tuple[list[list[int]], int]:
+        head = self.answer_prefix(prompt, field)
+        texts = [f"{head} {v}}}" for v in range(low, high + 1)]
+        ids = [list(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        # Where the candidates start to differ from one another (a tokenizer may merge the
+        # prefix's last characters with a number): every candidate is scored from there.
+        return ids, _common_prefix(ids)
+
+    def scored_prefix(self, prompt: str, field: str, low: int, high: int) -> list[int]:
+        """The tokens ``score_integers`` runs once before the candidates (a patch's donor
+        is captured on the same)."""
+        ids, shared = self._candidates(prompt, field, low, high)
+        return ids[0][:shared]
+
     def token_count(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def score_integers(
-        self, prompt: str, field: str, low: int, high: int
+        self,
+        prompt: str,
+        field: str,
+        low: int,
+        high: int,
+        prefix_context: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> tuple[npt.NDArray[np.float64], int]:
         """log P(answer = v) for v = low … high, the answer being ``{"field": v}``, up to a
         constant: the sum of the log-probabilities of its tokens after the longest prefix all
-        candidates share; and the prompt's token count."""
+        candidates share; and the prompt's token count. ``prefix_context``: a context (a
+        patch) active while the shared prefix alone runs, not the candidates' tails."""
         import torch
 
-        head = f'{prompt}{{"{field}":'
-        texts = [f"{head} {v}}}" for v in range(low, high + 1)]
-        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        # Where the candidates start to differ from one another (a tokenizer may merge the
-        # prefix's last characters with a number): every candidate is scored from there.
-        shared = _common_prefix(ids)
+        ids, shared = self._candidates(prompt, field, low, high)
         scores = np.zeros(len(ids))
         with torch.no_grad():
             # The shared prefix once; each candidate's tail on a copy of its key-value cache.
             prefix = torch.tensor([ids[0][:shared]], device=self.device)
-            head_out = self.model(input_ids=prefix, use_cache=True)
+            with prefix_context() if prefix_context is not None else nullcontext():
+                head_out = self.model(input_ids=prefix, use_cache=True)
             cached = getattr(head_out, "cache", None) or head_out.past_key_values
             first = torch.log_softmax(head_out.logits[0, -1].float(), dim=-1)
             for start in range(0, len(ids), SCORE_CHUNK):
