@@ -160,7 +160,7 @@ def test_the_mechanism_report_reads_the_study_layout(tmp_path):
     facts = {
         "model": "tiny", "model_name": "tiny", "sha256": "0" * 64, "model_layers": 2,
         "hidden_size": 8, "layers": [1], "transfer_layer": 1, "strengths": [-2.0, 0.0, 2.0],
-        "transfer_strength": 2.0, "samples": 4, "temperature": 1.0, "pairs": 8,
+        "transfer_strength": 2.0, "transfer_games": ["ultimatum", "trust"], "samples": 4, "temperature": 1.0, "pairs": 8,
         "direction_norms": {"1": 1.5},
         "patching": [{"layer": 1, "positions": 5, "selfish": 10.0, "generous": 30.0,
                       "patched": 15.0, "restored": 0.25}],

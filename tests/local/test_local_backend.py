@@ -218,7 +218,8 @@ def test_the_transport_answers_scored_seeded_and_steered(tmp_path):
     scores_plain, _ = local.score_integers(
         local.render([{"role": "user", "content": "How much of 20 do you give?"}]), "amount", 0, 20
     )
-    assert steered_values[0] != plain_value or np.argmax(scores_plain) != steered_values[0]
+    assert steered_values[0] != plain_value
+    assert np.argmax(scores_plain) == plain_value  # unsteered greedy = the top-scored value
     assert hook_count(local.model) == 0
 
     bad = {"steer_direction": str(path), "steer_layers": [0], "steer_strength": 1.0}
@@ -269,3 +270,49 @@ def test_a_saved_model_folder_loads_and_serves_a_run(tmp_path):
     assert frames.header["backend"] == "local"
     facts = frames.header["endpoints"]["local"]  # what prepare() learnt, in the header
     assert facts["sha256"] == loaded.sha256 and facts["layers"] == 2
+
+
+def test_free_text_answers_do_not_depend_on_their_batch():
+    local = tiny()
+    client = client_with(local, batch_size=8)
+
+    def free(seed: int, temperature: float, max_tokens: int) -> Request:
+        return Request(
+            agent_id=seed,
+            tick=0,
+            messages=(Message("user", "Say something."),),
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            answer_schema=None,
+        )
+
+    async def answers(requests):
+        return await asyncio.gather(*(client.complete(r) for r in requests))
+
+    alone = asyncio.run(answers([free(1, 0.0, 3)]))[0]
+    mixed = asyncio.run(answers([free(1, 0.0, 3), free(2, 1.5, 20), free(3, 0.0, 9)]))
+    assert mixed[0].text == alone.text and mixed[0].tokens_out <= 3
+    assert asyncio.run(answers([free(2, 1.5, 20)]))[0].text == mixed[1].text
+
+
+def test_a_path_that_is_no_model_and_a_bad_direction_are_one_line(tmp_path):
+    from tests.helpers import CONFIG, one_line_exit_2, run_cli
+
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a model")
+    base = ["run", str(CONFIG), "--ticks", "1", "--agents", "4", "--backend", "local"]
+    result = run_cli(
+        *base, "--model", "m", "--out", str(tmp_path / "a"),
+        "--set", f"inference.local.model_path={junk}",
+    )  # fmt: skip
+    one_line_exit_2(result, "inference.local.model_path", "could not be loaded")
+    bad = tmp_path / "d.npy"
+    np.save(bad, np.zeros(3))
+    result = run_cli(
+        *base, "--model", "m", "--out", str(tmp_path / "b"),
+        "--set", f"inference.local.model_path={junk}",
+        "--set", f"inference.params.steer_direction={bad}",
+        "--set", "inference.params.steer_strength=2",
+    )  # fmt: skip
+    one_line_exit_2(result, "inference.params.steer_direction", "not a direction file")

@@ -51,6 +51,15 @@ def test_the_study_runs_on_a_tiny_model(tmp_path):
     assert "Spearman" in report and "| 1 |" in report
     logged = (out / "runs" / "dictator" / "L1" / "strength+2" / "log.jsonl").read_text()
     assert '"steer_strength":2.0' in logged.replace(" ", "")  # in the header and decisions
-    # A rerun keeps the finished runs and rewrites the report.
-    again = run_study(plan, say=lambda line: None)
-    assert again.exists()
+    assert "(1.00)" in report  # every answer valid: the values are scored, not parsed
+    # A rerun keeps the finished runs (same model, direction, settings) and rewrites the
+    # report; a run of other settings is made again.
+    cell = out / "runs" / "dictator" / "L1" / "strength+2" / "log.jsonl"
+    before = cell.stat().st_mtime_ns
+    said: list[str] = []
+    run_study(plan, say=said.append)
+    assert cell.stat().st_mtime_ns == before and any("kept" in line for line in said)
+    changed = Plan(**{**plan.__dict__, "samples": 3})
+    run_study(changed, say=lambda line: None)
+    assert cell.stat().st_mtime_ns != before
+    assert "(1.00)" in (out / "report.md").read_text()

@@ -15,7 +15,9 @@ patching from the generous prompt into the selfish one.
    one of ``layers``), in the ultimatum, trust (both roles) and public-goods games.
 5. **Patching**: for each layer, the selfish prompt's expected allocation (Σ v·P(v), from the
    scores) with the generous prompt's residual stream copied in at the positions the two
-   share at their end (the question and after), against the unpatched selfish and generous.
+   share at their end (every token after the last one where they differ: the stance
+   sentences' common ending, the question and after), against the unpatched selfish and
+   generous.
 
 Every run is an ordinary run directory under ``OUT/runs`` (replayable, reportable); the
 report (``OUT/report.md``) is written from them, with the Spearman correlation of allocation
@@ -26,6 +28,7 @@ result: the layers, strengths and prompts are fixed before anything runs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import shutil
 import time
@@ -45,6 +48,7 @@ from agora.engine.inference.local.options import LocalOptions
 from agora.engine.inference.local.patching import capture, patched
 from agora.engine.inference.params import ParamsClient
 from agora.engine.records import Completion, EndpointReport, Request
+from agora.engine.run_state import state_of
 
 PAIR_ENDOWMENTS = (20, 40, 60, 80, 100, 120, 150, 200)
 TRANSFER_GAMES = ("ultimatum", "trust", "trust_return", "public_goods")
@@ -62,6 +66,7 @@ class Plan:
     transfer_strength: float = 4.0
     seed: int = 1
     device: str = "cpu"
+    dtype: str = "float32"
     temperature: float = 1.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -145,10 +150,13 @@ def run_study(plan: Plan, say: Any = print) -> Path:
     started = time.perf_counter()
     plan.out.mkdir(parents=True, exist_ok=True)
     say(f"agora mechanism: loading {plan.model_path}")
-    model = LocalModel.load(plan.model_path, plan.device)
+    model = LocalModel.load(plan.model_path, plan.device, plan.dtype)
     layers = plan.layers or tuple(
         sorted({round(model.layers * f) for f in (0.25, 0.5, 0.75)} - {model.layers})
     )
+    bad = [layer for layer in layers if not 0 <= layer < model.layers]
+    if bad:
+        raise ValueError(f"--layers {bad}: the model has layers 0 … {model.layers - 1}")
     say(f"agora mechanism: {model.layers} layers, hidden {model.hidden_size}; steering at {layers}")
 
     pairs = record_pairs(plan)
@@ -174,6 +182,10 @@ def run_study(plan: Plan, say: Any = print) -> Path:
         vectors,
     )
     say(f"agora mechanism: direction from {len(pairs)} minimal pairs -> {direction_path}")
+    # Of the vectors (not the file, which also holds when it was made).
+    direction_sha = hashlib.sha256(
+        b"".join(np.asarray(vectors[layer], dtype=np.float32).tobytes() for layer in all_layers)
+    ).hexdigest()
 
     local = LocalClient(
         LocalOptions(model_path=str(plan.model_path), device=plan.device), plan.model_name
@@ -191,21 +203,31 @@ def run_study(plan: Plan, say: Any = print) -> Path:
                 "steer_strength": strength,
             }
         out = plan.out / "runs" / name
-        if (out / "log.jsonl").exists():
-            say(f"agora mechanism: {name}: kept from an earlier run")
-            return out
         settings = {
             "inference.backend": "local",
             "inference.model": plan.model_name,
             "inference.temperature": plan.temperature,
             "inference.local.model_path": str(plan.model_path),
+            "inference.local.device": plan.device,
+            "inference.local.dtype": plan.dtype,
             "inference.params": params,
             "world.samples": plan.samples,
             "run.seed": plan.seed,
             **plan.extra,
             **overrides,
         }
+        # What the cell's answers depend on: a finished cell of the same is kept, any other
+        # (another model, direction, samples, seed; a run that stopped) is made again.
+        made_of = msgspec.json.encode(
+            {"settings": settings, "model": model.sha256, "direction": direction_sha}
+        ).decode()
+        stamp = out / "cell.json"
+        if stamp.exists() and stamp.read_text() == made_of and state_of(out).state == "completed":
+            say(f"agora mechanism: {name}: kept from an earlier run")
+            return out
+        shutil.rmtree(out, ignore_errors=True)
         _run(plan.config, out, settings, ParamsClient(local, params) if params else local)
+        stamp.write_text(made_of)
         say(f"agora mechanism: {name} done")
         return out
 
@@ -235,6 +257,7 @@ def run_study(plan: Plan, say: Any = print) -> Path:
         "transfer_layer": transfer_layer,
         "strengths": list(plan.strengths),
         "transfer_strength": plan.transfer_strength,
+        "transfer_games": list(TRANSFER_GAMES),
         "samples": plan.samples,
         "temperature": plan.temperature,
         "pairs": len(pairs),

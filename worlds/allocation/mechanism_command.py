@@ -50,6 +50,9 @@ class MechanismCommand:
         parser.add_argument("--transfer-strength", type=float, default=4.0)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--device", default="cpu")
+        parser.add_argument(
+            "--dtype", default="float32", choices=("float32", "bfloat16", "float16")
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         try:
@@ -84,6 +87,7 @@ class MechanismCommand:
             transfer_strength=args.transfer_strength,
             seed=args.seed,
             device=args.device,
+            dtype=args.dtype,
         )
         try:
             path = run_study(plan, say=lambda line: print(line, file=sys.stderr))

@@ -4,7 +4,6 @@ and ``study.json`` alone, so it can be rewritten without running anything again.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,6 @@ def _amounts(run: Path) -> tuple[list[float], int, int]:
     return values, asked, maximum
 
 
-def _strength(name: str) -> float:
-    found = re.search(r"strength([+-]?[0-9.]+)$", name)
-    return float(found.group(1)) if found else math.nan
-
-
 def write_report(out: Path) -> Path:
     facts: dict[str, Any] = msgspec.json.decode((out / "study.json").read_bytes())
     runs = out / "runs"
@@ -49,12 +43,13 @@ def write_report(out: Path) -> Path:
         f"{facts['model_layers']} layers, hidden size {facts['hidden_size']}; "
         f"{facts['samples']} answers per cell at temperature {facts['temperature']:g}, each "
         "drawn from the model's probabilities of every allowed amount (the local backend "
-        "scores all 101 values, so no answer can be invalid; the valid rate below shows it).",
+        "scores every allowed value, so no answer can be invalid; the valid rate below shows "
+        "it).",
         "",
-        "**This is a small model, not the paper's**: a 135M-parameter model says nothing "
-        "about what a 7B or larger model does; the same command runs on one unchanged "
-        "(`--model-path`). The layers, strengths and prompts were fixed before anything ran; "
-        "nothing here is tuned to the result.",
+        f"**`{facts['model_name']}` is not the paper's model** (which the paper's abstract "
+        "does not name): what it does says nothing about other models; the same command runs "
+        "on any one unchanged (`--model-path`). The layers, strengths and prompts were fixed "
+        "before anything ran; nothing here is tuned to the result.",
         "",
         f"Direction: per layer, the mean over {facts['pairs']} minimal pairs (the Dictator "
         "Game at endowments 20 … 200, prompts differing only in the stance sentence) of the "
@@ -94,9 +89,11 @@ def write_report(out: Path) -> Path:
     curves: dict[int, list[tuple[float, list[float], int]]] = {}
     for layer in facts["layers"]:
         cells = [(0.0, baseline[0], baseline[1])]
-        for run in sorted((runs / "dictator" / f"L{layer}").glob("strength*")):
-            values, asked, _ = _amounts(run)
-            cells.append((_strength(run.name), values, asked))
+        for strength in facts["strengths"]:  # the study's, not whatever else is there
+            if strength:
+                run = runs / "dictator" / f"L{layer}" / f"strength{strength:+g}"
+                values, asked, _ = _amounts(run)
+                cells.append((float(strength), values, asked))
         curves[layer] = sorted(cells, key=lambda c: c[0])
     lines += [
         "## Steering the neutral prompt: allocation against strength",
@@ -142,13 +139,13 @@ def write_report(out: Path) -> Path:
         f"s = {facts['transfer_strength']:+g} | Spearman ρ (p) |",
         "|---|---|---|---|---|",
     ]
-    for game in sorted(p.name for p in (runs / "transfer").iterdir()):
+    reach = float(facts["transfer_strength"])
+    for game in facts["transfer_games"]:
         cells = []
-        for run in sorted(
-            (runs / "transfer" / game).glob("strength*"), key=lambda r: _strength(r.name)
-        ):
+        for strength in (-reach, 0.0, reach):
+            run = runs / "transfer" / game / f"strength{strength:+g}"
             values, asked, maximum = _amounts(run)
-            cells.append((_strength(run.name), [v / maximum for v in values], asked))
+            cells.append((strength, [v / maximum for v in values], asked))
         row = []
         for _, shares, asked in cells:
             summary = analysis.summarise("", shares, asked)

@@ -39,12 +39,18 @@ class LocalBackend:
                 f"inference.local.model_path: {local.model_path} does not exist; point it at "
                 "a Hugging Face model folder or a .gguf file"
             )
-        direction = settings.params.get("steer_direction") if settings.params else None
-        if isinstance(direction, str) and direction and not Path(direction).exists():
-            raise ConfigError(
-                f"inference.params.steer_direction: {direction} does not exist; make it first "
-                "(agora direction) or fix the path"
-            )
+        from agora.engine.inference.local.client import steering_of
+        from agora.engine.inference.local.directions import DirectionError, load
+
+        try:
+            steering = steering_of(settings.params or {})
+        except ValueError as exc:
+            raise ConfigError(f"inference.params.{exc}") from None
+        if steering.direction:
+            try:
+                load(Path(steering.direction))
+            except DirectionError as exc:
+                raise ConfigError(f"inference.params.steer_direction: {exc}") from None
         try:
             import torch  # noqa: F401
             import transformers  # noqa: F401

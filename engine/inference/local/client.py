@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from agora.engine.config import ConfigError
 from agora.engine.inference.errors import InferenceError
 from agora.engine.inference.local.directions import DirectionError, Vectors, load
 from agora.engine.inference.local.model import LocalModel
@@ -99,6 +100,7 @@ class LocalClient:
         self._queue: list[tuple[Request, asyncio.Future[Completion]]] = []
         self._score_memo: dict[tuple[str, str, int, int, str], tuple[Any, int]] = {}
         self._draining = False
+        self._drain_task: asyncio.Task[None] | None = None
         self.answered = 0
 
     @property
@@ -111,9 +113,17 @@ class LocalClient:
 
     def loaded(self) -> LocalModel:
         if self._model is None:
-            self._model = LocalModel.load(
-                self.options.model_path, self.options.device, self.options.dtype
-            )
+            try:
+                self._model = LocalModel.load(
+                    self.options.model_path, self.options.device, self.options.dtype
+                )
+            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise ConfigError(
+                    f"inference.local.model_path: {self.options.model_path} could not be "
+                    f"loaded as a model ({type(exc).__name__}: {first}); point it at a Hugging "
+                    "Face model folder or a .gguf file"
+                ) from None
         return self._model
 
     async def prepare(self, known: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,7 +161,8 @@ class LocalClient:
         self._queue.append((request, future))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+            # Kept: a task nobody references may be collected before it ends.
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -265,15 +276,19 @@ class LocalClient:
             scores, used = self._scores(model, prompts[k], field, low, high, request)
             value = low + _choose(scores, request.temperature, request.seed)
             done[k] = (json.dumps({field: value}), used, model.token_count(f" {value}}}"))
-        if free:
-            longest = max(requests[k].max_tokens for k in free)
+        # Free text in groups of one sampling (temperature, token limit): an answer never
+        # depends on what shared its batch.
+        groups: dict[tuple[float, int], list[int]] = {}
+        for k in free:
+            groups.setdefault((requests[k].temperature, requests[k].max_tokens), []).append(k)
+        for (temperature, limit), members in groups.items():
             texts = model.generate(
-                [prompts[k] for k in free],
-                longest,
-                max(requests[k].temperature for k in free),
-                [requests[k].seed for k in free],
+                [prompts[k] for k in members],
+                limit,
+                temperature,
+                [requests[k].seed for k in members],
             )
-            done.update(zip(free, texts, strict=True))
+            done.update(zip(members, texts, strict=True))
         latency = (time.perf_counter() - started) / max(len(requests), 1)
         return [
             Completion(done[k][0], done[k][1], done[k][2], latency, self._model_name)

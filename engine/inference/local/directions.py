@@ -82,9 +82,9 @@ def load(path: Path) -> tuple[Direction, Vectors]:
             meta = msgspec.json.decode(str(data["meta"]), type=Direction)
     except FileNotFoundError:
         raise DirectionError(f"{path}: no such direction file; make one first") from None
-    except (OSError, KeyError, ValueError, msgspec.DecodeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, msgspec.DecodeError) as exc:
         raise DirectionError(
-            f"{path}: not a direction file (layers, vectors, meta): {exc}"
+            f"{path}: not a direction file (an .npz of layers, vectors, meta): {exc}"
         ) from None
     if vectors.shape != (len(layers), meta.hidden_size):
         raise DirectionError(

@@ -137,10 +137,13 @@ class LocalModel:
         high: int,
         prefix_context: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> tuple[npt.NDArray[np.float64], int]:
-        """log P(answer = v) for v = low … high, the answer being ``{"field": v}``, up to a
-        constant: the sum of the log-probabilities of its tokens after the longest prefix all
-        candidates share; and the prompt's token count. ``prefix_context``: a context (a
-        patch) active while the shared prefix alone runs, not the candidates' tails."""
+        """For v = low … high, the log-probability (up to one constant) of the answer
+        ``{"field": v}`` written out whole, its closing brace included: the sum of the
+        log-probabilities of its tokens after the longest prefix all candidates share. (Where
+        the prompt also offers optional fields, the brace competes with a comma; the bias is
+        the same at every steering strength.) And the prompt's token count.
+        ``prefix_context``: a context (a patch) active while the shared prefix alone runs, not
+        the candidates' tails."""
         import torch
 
         ids, shared = self._candidates(prompt, field, low, high)
@@ -207,7 +210,7 @@ class LocalModel:
                 out = self.model.generate(**batch, **options)
             width = batch["input_ids"].shape[1]
             for row, k in enumerate(group):
-                new = out[row, width:]
+                new = out[row, width : width + max_new_tokens]
                 text = self.tokenizer.decode(new, skip_special_tokens=True)
                 used = int(batch["attention_mask"][row].sum())
                 results[k] = (str(text), used, int((new != self.tokenizer.pad_token_id).sum()))
