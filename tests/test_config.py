@@ -39,7 +39,7 @@ def test_the_shipped_config_plans(tmp_path):
         ),
         (
             {"inference.backend": "gpt"},
-            r"^inference\.backend: invalid enum value 'gpt'; allowed: litellm, offline, openai-http "
+            r"^inference\.backend: invalid enum value 'gpt'; allowed: litellm, local, offline, openai-http "
             r"\(or a plug-in's module:attr\)$",
         ),
         ({"world.m": 1.5}, r"^world\.m: expected `float` <= 1\.0$"),
