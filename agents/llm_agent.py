@@ -44,6 +44,8 @@ class LLMAgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class Sampling(msgspec.Struct, frozen=True):
     temperature: float = 0.7
     max_tokens: int = 512
+    # ``inference.params``: on every request, so the decision records what it was asked with.
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def answer_schema(fields: Sequence[AnswerField]) -> dict[str, Any]:
@@ -133,6 +135,7 @@ class LLMAgent:
             max_tokens=self.sampling.max_tokens,
             answer_schema=self.schema,
             turn=turn,
+            params=dict(self.sampling.params),
         )
 
     def ask_request(
@@ -164,6 +167,7 @@ class LLMAgent:
             json_answer=not form.ask.free_text,
             answer_schema=form.schema,
             turn=turn,
+            params=dict(self.sampling.params),
             ask=AskCall(ask.name, dict(answers), form.ask.policies, form.ask.free_text),
         )
 
@@ -305,7 +309,11 @@ class LLMAgentPlugin:
         policies: Sequence[Policy],
         sampling: Any,
     ) -> dict[AgentId, Any]:
-        sampling = Sampling(temperature=sampling.temperature, max_tokens=sampling.max_tokens)
+        sampling = Sampling(
+            temperature=sampling.temperature,
+            max_tokens=sampling.max_tokens,
+            params=dict(getattr(sampling, "params", None) or {}),
+        )
         policy_fields = [field for policy in policies for field in policy.answer_fields()]
         multi = asks_in_turns(prompts)
         if multi is not None:

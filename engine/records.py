@@ -193,6 +193,9 @@ class Decision(LogRecord, tag="decision"):
     # then the last call's and the turn's totals); None for a one-ask turn, which is the
     # decision itself. A turn whose ask stayed invalid lists the calls up to that one.
     calls: list[Call] | None = None
+    # The request parameters the turn was asked with (``inference.params``: a steering
+    # strength, say), so a decision says what produced it; {} in older logs.
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
     # CRC-32 of the record's line with this field empty, set by the log writer (``integrity.py``)
     # so replay can name an edited decision's line. KEEP IT THE LAST FIELD: the writer fills it
     # in at the end of the encoded line.

@@ -417,6 +417,7 @@ async def execute(
             log=log,
             seeds=seeds,
             max_reasks=inference.max_reasks,
+            params=dict(inference.params),
             pricing=Pricing(inference.usd_per_mtok_in, inference.usd_per_mtok_out),
             clock=clock,
             totals=totals,

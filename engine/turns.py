@@ -154,6 +154,9 @@ class TurnRunner:
     seeds: Seeds
     max_reasks: int
     pricing: Pricing = field(default_factory=Pricing)
+    # ``inference.params``: what a request that carries none is asked with (``ParamsClient``),
+    # so a decision records them whichever agent made the request.
+    params: Mapping[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] = time.perf_counter
     totals: RunTotals = field(default_factory=RunTotals)
     # Records a stopped run logged for ticks it did not close: made again, not logged again.
@@ -215,6 +218,7 @@ class TurnRunner:
             return await self._decide_asks(turn, cast(MultiAskAgent, agent), self.asks, usage)
         request = agent.request(turn, self.seeds.integer("sampling", agent_id, tick, 0))
         first_hash = prompt_hash(request.messages)
+        usage.params = dict(request.params or self.params)
 
         def read(text: str) -> Parsed | Invalid:
             return _read(agent.parse, text, turn)
@@ -250,6 +254,7 @@ class TurnRunner:
             fields=parsed.fields if parsed is not None else {},
             raw_chars=raw_chars,
             raw_sha256=raw_sha256,
+            params=usage.params,
         )
         return decision, records
 
@@ -354,6 +359,7 @@ class TurnRunner:
             request = agent.ask_request(turn, now, earlier, answers, seed)
             if index == 0:
                 first_hash = prompt_hash(request.messages)
+                usage.params = dict(request.params or self.params)
             before = (usage.requests, usage.tokens_in, usage.tokens_out)
             so_far = dict(answers)
 
@@ -422,6 +428,7 @@ class TurnRunner:
             raw_chars=calls[-1].raw_chars if calls else None,
             raw_sha256=calls[-1].raw_sha256 if calls else None,
             calls=calls,
+            params=usage.params,
         )
         return decision, records
 
@@ -542,6 +549,8 @@ class TurnUsage:
     cost_usd: float = 0.0
     # The last answer's text (lone surrogates replaced), so a fault after it cannot lose it.
     raw: str = ""
+    # The parameters the turn's requests carry (the decision records them).
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def _failed_decision(tick: int, agent_id: AgentId, error: str, usage: TurnUsage) -> Decision:
@@ -567,6 +576,7 @@ def _failed_decision(tick: int, agent_id: AgentId, error: str, usage: TurnUsage)
         cost_usd=usage.cost_usd,
         raw_chars=raw_chars,
         raw_sha256=raw_sha256,
+        params=usage.params,
     )
 
 

@@ -39,7 +39,10 @@ def recorded(tmp_path: Any, **overrides: Any) -> dict[int, list[dict[str, str]]]
     return {r.agent_id: [msgspec.structs.asdict(m) for m in r.messages] for r in recorder.requests}
 
 
-@pytest.mark.parametrize("game", ["dictator", "ultimatum", "trust", "trust_return", "public_goods"])
+GAMES = ["dictator", "ultimatum", "trust", "trust_return", "public_goods", "third_party_punishment"]
+
+
+@pytest.mark.parametrize("game", GAMES)
 def test_two_stances_prompts_differ_only_in_the_stance_sentence(tmp_path, game):
     from agora.worlds.allocation.texts import load_texts
 
@@ -65,6 +68,24 @@ def test_the_trustees_maximum_is_what_it_received(tmp_path):
     assert frames.of("allocation")["amount"].max() <= 60
 
 
+def test_the_observer_punishes_a_dictators_split_from_a_budget_of_its_own(tmp_path):
+    messages = recorded(tmp_path, **{"world.game": "third_party_punishment"})
+    text = messages[0][0]["content"] + messages[0][-1]["content"]
+    # Fehr & Fischbacher's numbers by default: 10 of 100 given, 50 to spend, 1 point takes 3.
+    assert "gave Player 2 10 of them, keeping 90" in text
+    assert "50 points of your own" in text and "takes 3 points" in text
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", str(CONFIG), "--out", str(out), "--set", "world.game=third_party_punishment",
+        "--set", "world.sent=30", "--set", "world.budget=20",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frames = agora.load_run(out)
+    assert frames.header["world_info"]["maximum"] == 20
+    assert frames.header["world_info"]["setting"]["sent"] == 30
+    assert frames.of("allocation")["amount"].max() <= 20
+
+
 def test_offline_stances_give_in_their_order_and_the_report_says_offline(tmp_path):
     out = tmp_path / "run"
     result = run_cli("run", str(CONFIG), "--out", str(out), "--set", "run.ticks=2")
@@ -88,6 +109,8 @@ def test_offline_stances_give_in_their_order_and_the_report_says_offline(tmp_pat
         (("world.game=bargain",), "world.game"),
         (("world.stances=['kind']",), "world.stances"),
         (("world.stances=['generous','generous']",), "listed twice"),
+        (("world.sent=101",), "world.sent"),
+        (("world.game=trust_return", "world.sent=0"), "nothing to decide"),
     ],
 )
 def test_a_world_setting_that_cannot_be_played_is_one_line(tmp_path, sets, needle):
@@ -173,5 +196,49 @@ def test_the_mechanism_report_reads_the_study_layout(tmp_path):
     assert f"{rho:.3f} ({p:.4f})" in report
     assert "| 1 | 10.00 | 15.00 | 30.00 | 0.25 |" in report
     assert "| trust |" in report and "| ultimatum |" in report
-    assert "not the paper's" in report
+    assert "not the paper's" in report and "minimal pairs" in report
+    assert "(1.00)" in report  # offline answers are all valid
     assert (tmp_path / "curves.png").exists() and (tmp_path / "distributions.png").exists()
+
+
+def test_the_mechanism_report_names_a_given_direction_and_free_text_answers(tmp_path):
+    from agora.worlds.allocation.mechanism_report import write_report
+
+    runs = tmp_path / "runs"
+    for name in ("stances", "dictator/strength0", "dictator/L3/strength+2"):
+        agora.run(CONFIG, out=runs / name, overrides={"world.samples": 2})
+    facts = {
+        "model": "tiny", "model_name": "tiny", "sha256": "0" * 64, "model_layers": 4,
+        "hidden_size": 8, "layers": [3], "transfer_layer": 3, "strengths": [0.0, 2.0],
+        "transfer_strength": 2.0, "transfer_games": [], "samples": 2, "temperature": 1.0,
+        "pairs": 8, "answer": "generate",
+        "direction": {"given": True, "file": "feature.npz", "method": "sae_feature", "source": "sae/",
+                      "feature": 7, "sha256": "1" * 64, "model_sha256": ""},
+        "direction_norms": {"3": 1.0}, "patching": [], "load_s": 0.0, "wall_s": 1.0,
+    }  # fmt: skip
+    (tmp_path / "study.json").write_text(json.dumps(facts))
+    report = write_report(tmp_path).read_text()
+    assert "`feature.npz` (sae_feature of `sae/`, feature 7), given to the study" in report
+    assert "does not say which weights" in report and "direction: `feature.npz`." in report
+    assert "--answer generate" in report and "no answer can be invalid" not in report
+
+
+def test_a_given_directions_default_layers_are_a_quarter_half_and_three_quarters_in():
+    from agora.worlds.allocation.mechanism import default_layers
+
+    assert default_layers([5]) == (5,) and default_layers([1, 4, 2]) == (1, 2, 4)
+    assert default_layers(range(30)) == (7, 14, 22)
+    assert default_layers([3, 9, 12, 20, 25]) == (9, 12, 20)
+
+
+def test_a_given_direction_without_the_asked_layer_is_refused_before_any_model_loads(tmp_path):
+    from agora.engine.inference.local import directions
+    from agora.worlds.allocation.mechanism import check_direction
+
+    path = tmp_path / "d.npz"
+    directions.save(
+        path, directions.Direction("sae_feature", [3], 2), {3: np.ones(2, dtype=np.float32)}
+    )
+    assert sorted(check_direction(path, (3,))[1]) == [3]
+    with pytest.raises(ValueError, match=r"--layers \[4\]: .* has vectors for layers \[3\]"):
+        check_direction(path, (3, 4))

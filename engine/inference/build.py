@@ -40,14 +40,18 @@ def build_client(
     context = BackendContext(offline, tuple(policies), seeds, environ)
     client: LLMClient = plugin.build(settings, options, context)
     if getattr(plugin, "layered", True):
-        client = _layered(client, settings, options, seeds)
+        client = _layered(client, settings, options, seeds, plugin)
     if settings.params:
         client = ParamsClient(client, settings.params)
     return client
 
 
 def _layered(
-    transport: LLMClient, settings: InferenceSection, options: object, seeds: Seeds
+    transport: LLMClient,
+    settings: InferenceSection,
+    options: object,
+    seeds: Seeds,
+    plugin: object = None,
 ) -> LLMClient:
     limited = LimitedClient(
         transport,
@@ -75,5 +79,10 @@ def _layered(
         encoded = msgspec.json.encode(options, order="sorted")
         if encoded != b"{}":
             variant += "|options=" + encoded.decode()
+        # What else its answers depend on that no setting says (a backend that reads files
+        # by path: their contents), from the backend's plug-in.
+        own = getattr(plugin, "cache_variant", None)
+        if own is not None:
+            variant += "|" + own(settings, options)
         client = CachedClient(client, ResponseCache(Path(settings.cache_dir), variant))
     return client

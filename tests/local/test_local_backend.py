@@ -22,7 +22,7 @@ from agora.engine.inference.local.options import LocalOptions  # noqa: E402
 from agora.engine.inference.local.patching import capture, patched  # noqa: E402
 from agora.engine.inference.local.steering import hook_count, steered  # noqa: E402
 from agora.engine.records import Message, Request  # noqa: E402
-from tests.local.tiny import tiny  # noqa: E402
+from tests.local.tiny import local_run, saved_tiny, tiny  # noqa: E402
 
 pytestmark = pytest.mark.local
 
@@ -115,6 +115,17 @@ def test_an_sae_feature_is_its_decoder_row(tmp_path):
         directions.sae_feature(tmp_path / "sae.npz", 9, layer=1)
     with pytest.raises(directions.DirectionError, match="names no layer"):
         directions.sae_feature(tmp_path / "sae.npz", 1)
+
+
+def test_a_sae_lens_folder_gives_its_layer(tmp_path):
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "sae"
+    folder.mkdir()
+    save_file({"W_dec": np.eye(3, dtype=np.float32)}, str(folder / "sae_weights.safetensors"))
+    (folder / "cfg.json").write_text(json.dumps({"hook_name": "blocks.1.hook_resid_post"}))
+    meta, vectors = directions.sae_feature(folder, 2)
+    assert meta.layers == [1] and np.array_equal(vectors[1], [0, 0, 1])
 
 
 def test_patching_at_a_layer_reproduces_the_donors_activations():
@@ -241,10 +252,8 @@ def test_a_saved_model_folder_loads_and_serves_a_run(tmp_path):
     import agora
     from agora.engine.inference.local.model import LocalModel
 
-    local = tiny()
     folder = tmp_path / "tiny-llama"
-    local.model.save_pretrained(folder)
-    local.tokenizer.save_pretrained(folder)
+    local = saved_tiny(folder)
     loaded = LocalModel.load(folder)
     inputs = loaded.encode(PROMPTS)
     assert torch.allclose(logits(loaded.model, inputs), logits(local.model, inputs), atol=1e-5)
@@ -255,15 +264,7 @@ def test_a_saved_model_folder_loads_and_serves_a_run(tmp_path):
         Path(__file__).resolve().parents[2] / "runs" / "schelling_city.toml",
         out=out,
         ticks=1,
-        overrides={
-            "world.agents": 4,
-            "inference.backend": "local",
-            "inference.model": "tiny-llama",
-            "inference.local.model_path": str(folder),
-            "inference.max_tokens": 8,
-            "inference.cache": False,
-            "inference.max_reasks": 0,
-        },
+        overrides=local_run(folder, **{"world.agents": 4}),
     )
     assert done.summary.decisions == 4 and done.summary.errors == 0
     frames = agora.load_run(out)
@@ -316,3 +317,38 @@ def test_a_path_that_is_no_model_and_a_bad_direction_are_one_line(tmp_path):
         "--set", "inference.params.steer_strength=2",
     )  # fmt: skip
     one_line_exit_2(result, "inference.params.steer_direction", "not a direction file")
+
+
+def test_fairminds_punishment_game_runs_steered_on_the_local_backend(tmp_path):
+    """FairMindSim's own third-party punishment game, steered as any world is: through
+    inference.params, in every decision record; a 2-layer random model writes no valid JSON,
+    so each round is invalid with its reason, recorded, never a crash or a default."""
+    import agora
+
+    folder = tmp_path / "tiny-llama"
+    local = saved_tiny(folder)
+    direction = tmp_path / "direction.npz"
+    vector = np.ones(local.model.config.hidden_size, dtype=np.float32)
+    directions.save(
+        direction, directions.Direction("mean_difference", [1], vector.size), {1: vector}
+    )
+    steering = {"steer_direction": str(direction), "steer_layers": 1, "steer_strength": 2.0}
+    out = tmp_path / "run"
+    done = agora.run(
+        Path(__file__).resolve().parents[2] / "runs" / "fairmind.toml",
+        out=out,
+        ticks=1,
+        overrides=local_run(folder, **{"world.agents": 2, "inference.params": steering}),
+    )
+    assert done.summary.errors == 0
+    frames = agora.load_run(out)
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    decisions = [line for line in lines if line["kind"] == "decision"]
+    assert len(decisions) == 2 and all(d["params"] == steering for d in decisions)
+    for decision in decisions:  # played, or invalid with its reason
+        assert decision["valid"] or decision["invalid_reason"]
+    tick = frames.of("tick").row(0, named=True)
+    metrics = tick["metrics"]
+    # Each agent's round is played or missed, never dropped: the two add up to the agents.
+    assert frames.of("fairmind_trial").height + metrics["missed"] == 2
+    assert metrics["played"] == frames.of("fairmind_trial").height

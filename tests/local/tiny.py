@@ -3,6 +3,7 @@ in the test: no downloads, a second to make."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -42,3 +43,25 @@ def tiny(layers: int = 2) -> Any:
     from agora.engine.inference.local.model import LocalModel
 
     return LocalModel.wrap(tiny_model(layers), tiny_tokenizer(), "tiny", "0" * 64)
+
+
+def saved_tiny(folder: Path) -> Any:
+    """``tiny()`` saved as a Hugging Face folder, as a user's weights would be."""
+    local = tiny()
+    local.model.save_pretrained(folder)
+    local.tokenizer.save_pretrained(folder)
+    return local
+
+
+def local_run(folder: Path, **more: Any) -> dict[str, Any]:
+    """A run's settings for the local backend on a saved tiny model: short answers, no
+    cache (each test's model is its own), no re-asks."""
+    return {
+        "inference.backend": "local",
+        "inference.model": "tiny-llama",
+        "inference.local.model_path": str(folder),
+        "inference.max_tokens": 8,
+        "inference.cache": False,
+        "inference.max_reasks": 0,
+        **more,
+    }

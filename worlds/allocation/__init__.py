@@ -60,7 +60,17 @@ class AllocationPlugin:
             )
         if len(set(settings.stances)) != len(settings.stances):
             raise ConfigError("world.stances: a stance is listed twice; list each once")
+        if settings.sent is not None and settings.sent > settings.endowment:
+            raise ConfigError(
+                f"world.sent: {settings.sent} is more than the endowment of "
+                f"{settings.endowment}; send at most the endowment"
+            )
         world = AllocationWorld(settings, texts, game)
+        if world.maximum < 1:
+            raise ConfigError(
+                f"world: the {game.key} game leaves nothing to decide (its maximum is 0); "
+                "raise world.sent or world.multiplier"
+            )
         return WorldParts(
             world=world,
             prompts=AllocationPrompts(world),

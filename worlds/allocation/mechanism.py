@@ -7,12 +7,15 @@ patching from the generous prompt into the selfish one.
    with a client that only records (``Recorder``), one generous/selfish pair per endowment
    in ``PAIR_ENDOWMENTS``: the two prompts of a pair differ only in the stance sentence.
 2. **Direction**: per layer, the mean over pairs of the generous minus the selfish residual
-   stream at the last prompt token (``directions.mean_difference``), saved with provenance.
+   stream at the last prompt token (``directions.mean_difference``), saved with provenance;
+   or a given direction file (``Plan.direction``: an SAE feature's decoder row made by
+   ``agora direction``, say), steered at its own layers.
 3. **Steering sweep**: neutral-stance Dictator runs (``samples`` answers each, sampled at the
    run's temperature from the scored values) for every layer × strength, through the engine
    and the ``local`` backend, steering as request parameters (``inference.params``).
 4. **Transfer**: the same vector, at the transfer layer (chosen before any result: the middle
-   one of ``layers``), in the ultimatum, trust (both roles) and public-goods games.
+   one of ``layers``), in the ultimatum, trust (both roles), public-goods and third-party
+   punishment games.
 5. **Patching**: for each layer, the selfish prompt's expected allocation (Σ v·P(v), from the
    scores) with the generous prompt's residual stream copied in at the positions the two
    share at their end (every token after the last one where they differ: the stance
@@ -32,11 +35,12 @@ import hashlib
 import math
 import shutil
 import time
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -51,7 +55,7 @@ from agora.engine.records import Completion, EndpointReport, Request
 from agora.engine.run_state import state_of
 
 PAIR_ENDOWMENTS = (20, 40, 60, 80, 100, 120, 150, 200)
-TRANSFER_GAMES = ("ultimatum", "trust", "trust_return", "public_goods")
+TRANSFER_GAMES = ("ultimatum", "trust", "trust_return", "public_goods", "third_party_punishment")
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,14 @@ class Plan:
     transfer_strength: float = 4.0
     seed: int = 1
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     temperature: float = 1.0
+    # A direction file to steer along (an SAE feature from ``agora direction``, or any other)
+    # instead of the minimal pairs' mean difference; None: the mean difference.
+    direction: Path | None = None
+    # "score": every allowed amount scored, no answer invalid; "generate": the model writes
+    # its answer as free text, parsed like any server's (and may be invalid).
+    answer: Literal["score", "generate"] = "score"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -148,47 +158,57 @@ def _shared_tail(a: Sequence[int], b: Sequence[int]) -> int:
 
 def run_study(plan: Plan, say: Any = print) -> Path:
     started = time.perf_counter()
+    if plan.direction is not None:  # a bad file is found before minutes of loading
+        check_direction(plan.direction, plan.layers)
     plan.out.mkdir(parents=True, exist_ok=True)
     say(f"agora mechanism: loading {plan.model_path}")
     model = LocalModel.load(plan.model_path, plan.device, plan.dtype)
-    layers = plan.layers or tuple(
-        sorted({round(model.layers * f) for f in (0.25, 0.5, 0.75)} - {model.layers})
-    )
+    pairs = record_pairs(plan)
+    if plan.direction is None:
+        by_depth = sorted({round(model.layers * f) for f in (0.25, 0.5, 0.75)})
+        layers = plan.layers or tuple(layer for layer in by_depth if layer < model.layers)
+    else:
+        given, vectors = check_direction(plan.direction, plan.layers)
+        if given.hidden_size != model.hidden_size:
+            raise ValueError(
+                f"--direction {plan.direction}: its vectors have {given.hidden_size} values, "
+                f"the model's residual stream {model.hidden_size}"
+            )
+        if given.model_sha256 and given.model_sha256 != model.sha256:
+            raise ValueError(
+                f"--direction {plan.direction}: it was made for other weights (SHA-256 "
+                f"{given.model_sha256[:12]}…, this model's {model.sha256[:12]}…)"
+            )
+        layers = plan.layers or default_layers(sorted(vectors))
     bad = [layer for layer in layers if not 0 <= layer < model.layers]
     if bad:
         raise ValueError(f"--layers {bad}: the model has layers 0 … {model.layers - 1}")
     say(f"agora mechanism: {model.layers} layers, hidden {model.hidden_size}; steering at {layers}")
 
-    pairs = record_pairs(plan)
-    generous = [model.render(g) for g, _ in pairs]
-    selfish = [model.render(s) for _, s in pairs]
-    all_layers = list(range(model.layers))
-    pos = directions.last_token_activations(model.model, model.encode(generous), all_layers)
-    neg = directions.last_token_activations(model.model, model.encode(selfish), all_layers)
-    vectors = {layer: directions.mean_difference(pos[layer], neg[layer]) for layer in all_layers}
-    direction_path = plan.out / "direction.npz"
-    directions.save(
-        direction_path,
-        directions.Direction(
-            "mean_difference",
-            all_layers,
-            model.hidden_size,
-            model=model.path,
-            model_sha256=model.sha256,
-            positive=[g[-1]["content"] for g, _ in pairs],
-            negative=[s[-1]["content"] for _, s in pairs],
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-        ),
-        vectors,
-    )
-    say(f"agora mechanism: direction from {len(pairs)} minimal pairs -> {direction_path}")
-    # Of the vectors (not the file, which also holds when it was made).
+    if plan.direction is None:
+        direction_path = plan.out / "direction.npz"
+        given, vectors = mean_difference_direction(model, pairs, direction_path)
+        say(f"agora mechanism: direction from {len(pairs)} minimal pairs -> {direction_path}")
+    else:
+        direction_path = plan.direction
+        say(f"agora mechanism: steering along {direction_path} ({given.method})")
+    # Of the layers' vectors (not the file, which also holds when it was made).
     direction_sha = hashlib.sha256(
-        b"".join(np.asarray(vectors[layer], dtype=np.float32).tobytes() for layer in all_layers)
+        b"".join(
+            layer.to_bytes(4, "little") + np.asarray(vectors[layer], dtype=np.float32).tobytes()
+            for layer in sorted(vectors)
+        )
     ).hexdigest()
+    config_sha = _config_digest(plan.config)
 
     local = LocalClient(
-        LocalOptions(model_path=str(plan.model_path), device=plan.device), plan.model_name
+        LocalOptions(
+            model_path=str(plan.model_path),
+            device=plan.device,
+            dtype=plan.dtype,
+            answer=plan.answer,
+        ),
+        plan.model_name,
     )
     local._model = model  # one load for every run of the study
 
@@ -210,6 +230,7 @@ def run_study(plan: Plan, say: Any = print) -> Path:
             "inference.local.model_path": str(plan.model_path),
             "inference.local.device": plan.device,
             "inference.local.dtype": plan.dtype,
+            "inference.local.answer": plan.answer,
             "inference.params": params,
             "world.samples": plan.samples,
             "run.seed": plan.seed,
@@ -217,9 +238,15 @@ def run_study(plan: Plan, say: Any = print) -> Path:
             **overrides,
         }
         # What the cell's answers depend on: a finished cell of the same is kept, any other
-        # (another model, direction, samples, seed; a run that stopped) is made again.
+        # (another model, direction, config or its texts, samples, seed, answer mode; a run
+        # that stopped) is made again.
         made_of = msgspec.json.encode(
-            {"settings": settings, "model": model.sha256, "direction": direction_sha}
+            {
+                "settings": settings,
+                "model": model.sha256,
+                "direction": direction_sha,
+                "config": config_sha,
+            }
         ).decode()
         stamp = out / "cell.json"
         if stamp.exists() and stamp.read_text() == made_of and state_of(out).state == "completed":
@@ -261,6 +288,16 @@ def run_study(plan: Plan, say: Any = print) -> Path:
         "samples": plan.samples,
         "temperature": plan.temperature,
         "pairs": len(pairs),
+        "answer": plan.answer,
+        "direction": {
+            "given": plan.direction is not None,
+            "file": str(direction_path),
+            "method": given.method,
+            "source": given.source,
+            "feature": given.feature,
+            "model_sha256": given.model_sha256,
+            "sha256": direction_sha,
+        },
         "direction_norms": {str(layer): float(np.linalg.norm(vectors[layer])) for layer in layers},
         "patching": patching,
         "load_s": round(model.load_s, 1),
@@ -270,6 +307,64 @@ def run_study(plan: Plan, say: Any = print) -> Path:
     from agora.worlds.allocation.mechanism_report import write_report
 
     return write_report(plan.out)
+
+
+def _config_digest(config: Path) -> str:
+    """The run config's bytes and the games' and stances' texts it plays."""
+    from agora.worlds.allocation.texts import load_texts
+
+    data = config.read_bytes()
+    world = tomllib.loads(data.decode("utf-8")).get("world", {})
+    texts = load_texts(world.get("games"), world.get("stances_file"))
+    return hashlib.sha256(data + b"\0" + texts.digest.encode()).hexdigest()
+
+
+def check_direction(
+    path: Path, layers: Sequence[int]
+) -> tuple[directions.Direction, directions.Vectors]:
+    """A given direction file and the layers to steer at (ValueError naming what is wrong),
+    checked before the model loads."""
+    given, vectors = directions.load(path)
+    missing = [layer for layer in layers if layer not in vectors]
+    if missing:
+        raise ValueError(f"--layers {missing}: {path} has vectors for layers {sorted(vectors)}")
+    return given, vectors
+
+
+def default_layers(available: Sequence[int]) -> tuple[int, ...]:
+    """A quarter, half and three quarters of the way through ``available`` (all of them when
+    there are three or fewer)."""
+    ordered = sorted(available)
+    if len(ordered) <= 3:
+        return tuple(ordered)
+    return tuple(sorted({ordered[round((len(ordered) - 1) * f)] for f in (0.25, 0.5, 0.75)}))
+
+
+def mean_difference_direction(
+    model: LocalModel,
+    pairs: Sequence[tuple[list[dict[str, str]], list[dict[str, str]]]],
+    path: Path,
+) -> tuple[directions.Direction, directions.Vectors]:
+    """Per layer, mean(generous) − mean(selfish) at the last prompt token, saved to ``path``
+    with its provenance."""
+    generous = [model.render(g) for g, _ in pairs]
+    selfish = [model.render(s) for _, s in pairs]
+    all_layers = list(range(model.layers))
+    pos = directions.last_token_activations(model.model, model.encode(generous), all_layers)
+    neg = directions.last_token_activations(model.model, model.encode(selfish), all_layers)
+    vectors = {layer: directions.mean_difference(pos[layer], neg[layer]) for layer in all_layers}
+    meta = directions.Direction(
+        "mean_difference",
+        all_layers,
+        model.hidden_size,
+        model=model.path,
+        model_sha256=model.sha256,
+        positive=[g[-1]["content"] for g, _ in pairs],
+        negative=[s[-1]["content"] for _, s in pairs],
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    directions.save(path, meta, vectors)
+    return meta, vectors
 
 
 def patching_effects(

@@ -48,6 +48,18 @@ class MechanismCommand:
         )
         parser.add_argument("--samples", type=int, default=20, help="answers per cell")
         parser.add_argument("--transfer-strength", type=float, default=4.0)
+        parser.add_argument(
+            "--direction",
+            type=Path,
+            help="steer along this direction file (e.g. from agora direction sae) instead of "
+            "the minimal pairs' mean difference; default layers: the file's",
+        )
+        parser.add_argument(
+            "--answer",
+            default="score",
+            choices=("score", "generate"),
+            help="score every allowed amount (never invalid) or let the model write its answer",
+        )
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--device", default="cpu")
         parser.add_argument(
@@ -71,6 +83,13 @@ class MechanismCommand:
                 file=sys.stderr,
             )
             return 2
+        if args.direction is not None and not args.direction.exists():
+            print(
+                f"agora mechanism: --direction {args.direction}: no such file; make one with "
+                "agora direction sae, or leave it out for the minimal pairs' mean difference",
+                file=sys.stderr,
+            )
+            return 2
         if args.samples < 2:
             print("agora mechanism: --samples: give 2 or more (a CI needs two)", file=sys.stderr)
             return 2
@@ -88,6 +107,8 @@ class MechanismCommand:
             seed=args.seed,
             device=args.device,
             dtype=args.dtype,
+            direction=args.direction,
+            answer=args.answer,
         )
         try:
             path = run_study(plan, say=lambda line: print(line, file=sys.stderr))

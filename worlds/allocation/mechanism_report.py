@@ -36,27 +36,48 @@ def _amounts(run: Path) -> tuple[list[float], int, int]:
 def write_report(out: Path) -> Path:
     facts: dict[str, Any] = msgspec.json.decode((out / "study.json").read_bytes())
     runs = out / "runs"
+    answer = facts.get("answer", "score")
+    how = (
+        "each drawn from the model's probabilities of every allowed amount (the local backend "
+        "scores every allowed value, so no answer can be invalid; the valid rate below shows "
+        "it)"
+        if answer == "score"
+        else "each written by the model as free text and parsed like any server's answer "
+        "(`--answer generate`: an answer that is not a whole number in range is invalid, and "
+        "the valid rate below counts them)"
+    )
+    given = facts.get("direction", {})
+    norms = ", ".join(f"layer {k} {_f(v, 2)}" for k, v in facts["direction_norms"].items())
+    computed = not given.get("given", False)
+    if computed:
+        what = (
+            f"Direction: per layer, the mean over {facts['pairs']} minimal pairs (the Dictator "
+            "Game at endowments 20 … 200, prompts differing only in the stance sentence) of "
+            "the generous minus the selfish residual stream at the last prompt token"
+        )
+    else:
+        what = f"Direction: `{given.get('file')}` ({given.get('method')}"
+        if given.get("source"):
+            what += f" of `{given['source']}`"
+        if given.get("feature") is not None:
+            what += f", feature {given['feature']}"
+        what += "), given to the study, not computed by it"
+        if given.get("model_sha256") == "":
+            what += " (the file does not say which weights it was made for)"
     lines = [
         "# The altruism mechanism: minimal pairs and steering",
         "",
         f"Model `{facts['model_name']}` ({facts['model']}, SHA-256 {facts['sha256'][:16]}…), "
         f"{facts['model_layers']} layers, hidden size {facts['hidden_size']}; "
-        f"{facts['samples']} answers per cell at temperature {facts['temperature']:g}, each "
-        "drawn from the model's probabilities of every allowed amount (the local backend "
-        "scores every allowed value, so no answer can be invalid; the valid rate below shows "
-        "it).",
+        f"{facts['samples']} answers per cell at temperature {facts['temperature']:g}, {how}.",
         "",
         f"**`{facts['model_name']}` is not the paper's model** (which the paper's abstract "
         "does not name): what it does says nothing about other models; the same command runs "
         "on any one unchanged (`--model-path`). The layers, strengths and prompts were fixed "
         "before anything ran; nothing here is tuned to the result.",
         "",
-        f"Direction: per layer, the mean over {facts['pairs']} minimal pairs (the Dictator "
-        "Game at endowments 20 … 200, prompts differing only in the stance sentence) of the "
-        "generous minus the selfish residual stream at the last prompt token; strength s adds "
-        "s × that difference after the layer's block, at every position. Its norm: "
-        + ", ".join(f"layer {k} {_f(v, 2)}" for k, v in facts["direction_norms"].items())
-        + ".",
+        f"{what}; strength s adds s × that vector after the layer's block, at every position. "
+        f"Its norm: {norms}.",
         "",
     ]
     # Stances, unsteered.
@@ -67,15 +88,18 @@ def write_report(out: Path) -> Path:
     lines += [
         "## The minimal pairs, unsteered",
         "",
-        "| stance | answers | mean [95% CI] | median |",
+        "| stance | valid answers | mean [95% CI] | median |",
         "|---|---|---|---|",
     ]
     for s in summaries:
         lines.append(
-            f"| {s.stance} | {s.n} | {_f(s.mean)} [{_f(s.low)}, {_f(s.high)}] | {_f(s.median)} |"
+            f"| {s.stance} | {s.n} of {s.asked} | {_f(s.mean)} [{_f(s.low)}, {_f(s.high)}] | "
+            f"{_f(s.median)} |"
         )
     amounts = {
         s: allocations.filter(pl.col("stance") == s)["amount"].cast(pl.Float64).to_list()
+        if not allocations.is_empty()  # no valid answer at all: no columns either
+        else []
         for s in ("generous", "selfish")
     }
     shift = analysis.shift(amounts["generous"], amounts["selfish"])
@@ -126,14 +150,15 @@ def write_report(out: Path) -> Path:
         "![distributions](distributions.png)",
         "",
     ]
-    _draw_curves(curves, out / "curves.png")
+    _draw_curves(curves, out / "curves.png", "the mean difference" if computed else "the vector")
     _draw_distributions(curves, out / "distributions.png")
     # Transfer.
     lines += [
         f"## The same vector in the sibling games (layer {facts['transfer_layer']})",
         "",
-        "Mean share of the game's maximum [95% CI] by strength; Spearman ρ (p) of the "
-        "shares with the strength.",
+        "Mean share of the game's maximum [95% CI] (valid-answer rate) by strength; "
+        "Spearman ρ (p) of the shares with the strength. Third-party punishment's share is "
+        "of the observer's points spent on punishing the dictator.",
         "",
         f"| game | s = {-facts['transfer_strength']:+g} | s = 0 | "
         f"s = {facts['transfer_strength']:+g} | Spearman ρ (p) |",
@@ -149,7 +174,10 @@ def write_report(out: Path) -> Path:
         row = []
         for _, shares, asked in cells:
             summary = analysis.summarise("", shares, asked)
-            row.append(f"{_f(summary.mean, 3)} [{_f(summary.low, 3)}, {_f(summary.high, 3)}]")
+            row.append(
+                f"{_f(summary.mean, 3)} [{_f(summary.low, 3)}, {_f(summary.high, 3)}] "
+                f"({_f(summary.valid_rate, 2)})"
+            )
         rho, p = analysis.spearman(
             [s for s, shares, _ in cells for _ in shares],
             [v for _, shares, _ in cells for v in shares],
@@ -164,7 +192,8 @@ def write_report(out: Path) -> Path:
         f"The selfish prompt's expected allocation Σ v·P(v) with the generous prompt's residual "
         f"stream copied in after the layer at the {patching[0]['positions'] if patching else '?'} "
         "positions the two prompts share at their end (the question and after); restored = "
-        "(patched − selfish) / (generous − selfish).",
+        "(patched − selfish) / (generous − selfish). These come from the scores of every "
+        "allowed amount, whatever the answer mode of the runs above.",
         "",
         "| layer | selfish | patched | generous | restored |",
         "|---|---|---|---|---|",
@@ -177,7 +206,8 @@ def write_report(out: Path) -> Path:
     lines += [
         "",
         f"Model load {facts['load_s']} s; the whole study {facts['wall_s']} s. Runs: `runs/` "
-        "(each replayable: `agora replay`), direction: `direction.npz`.",
+        "(each replayable: `agora replay`), direction: "
+        + ("`direction.npz`." if computed else f"`{given.get('file')}`."),
         "",
     ]
     path = out / "report.md"
@@ -185,7 +215,9 @@ def write_report(out: Path) -> Path:
     return path
 
 
-def _draw_curves(curves: dict[int, list[tuple[float, list[float], int]]], path: Path) -> None:
+def _draw_curves(
+    curves: dict[int, list[tuple[float, list[float], int]]], path: Path, unit: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,7 +232,7 @@ def _draw_curves(curves: dict[int, list[tuple[float, list[float], int]]], path: 
             means.append(summary.mean)
             errors.append(0.0 if math.isnan(summary.high) else summary.high - summary.mean)
         ax.errorbar(xs, means, yerr=errors, marker="o", ms=3, capsize=2, label=f"layer {layer}")
-    ax.set_xlabel("steering strength (× the mean difference)")
+    ax.set_xlabel(f"steering strength (× {unit})")
     ax.set_ylabel("mean allocation (0–100)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)

@@ -10,7 +10,7 @@ import hashlib
 import string
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,7 +19,9 @@ from agora.engine.config import ConfigError
 DEFAULT_GAMES = Path(__file__).with_name("games.toml")
 DEFAULT_STANCES = Path(__file__).with_name("stances.toml")
 # What a game's text may name (filled in from the world's config).
-TEMPLATE_NAMES = frozenset({"endowment", "multiplier", "group", "others", "sent", "received"})
+TEMPLATE_NAMES = frozenset(
+    {"endowment", "multiplier", "group", "others", "sent", "received", "kept", "budget"}
+)
 
 
 class Game(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -27,8 +29,11 @@ class Game(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     title: str
     text: str
     question: str
-    maximum: Literal["endowment", "received"] = "endowment"
+    maximum: Literal["endowment", "received", "budget"] = "endowment"
     multiplier: float = 1.0
+    # What the other player sent (trustee, observer), as a share of the endowment, when the
+    # world's ``sent`` is unset; unset here too: half.
+    sent_share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
 
 
 class Texts(msgspec.Struct, frozen=True):

@@ -50,8 +50,12 @@ class AllocationConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     multiplier: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
     # Public goods: the group's size (you and group − 1 others).
     group: Annotated[int, msgspec.Meta(ge=2)] = 4
-    # Trust (trustee): what the trustor sent; unset: half the endowment.
+    # What the other player sent: the trustor (trust, trustee) or the dictator (third-party
+    # punishment); unset: the game's ``sent_share`` of the endowment, else half.
     sent: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # Third-party punishment: the observer's own points; unset: half the endowment (Fehr &
+    # Fischbacher 2004: 50 beside the dictator's 100).
+    budget: Annotated[int, msgspec.Meta(ge=1)] | None = None
     # Ask for a short reason beside the amount (optional: an answer without one is valid).
     reasons: bool = True
     games: str | None = None
@@ -70,10 +74,15 @@ class Setting(msgspec.Struct, frozen=True):
     multiplier: float
     group: int
     sent: int
+    budget: int
 
     @property
     def received(self) -> int:
         return round(self.sent * self.multiplier)
+
+    @property
+    def kept(self) -> int:
+        return self.endowment - self.sent
 
     def fill(self, text: str) -> str:
         return text.format(
@@ -83,13 +92,21 @@ class Setting(msgspec.Struct, frozen=True):
             others=self.group - 1,
             sent=self.sent,
             received=self.received,
+            kept=self.kept,
+            budget=self.budget,
         )
 
 
 def setting_of(config: AllocationConfig, game: Game) -> Setting:
-    sent = config.sent if config.sent is not None else config.endowment // 2
+    if config.sent is not None:
+        sent = config.sent
+    elif game.sent_share is not None:
+        sent = round(game.sent_share * config.endowment)
+    else:
+        sent = config.endowment // 2
     multiplier = config.multiplier if config.multiplier is not None else game.multiplier
-    return Setting(config.endowment, multiplier, config.group, sent)
+    budget = config.budget if config.budget is not None else max(config.endowment // 2, 1)
+    return Setting(config.endowment, multiplier, config.group, sent, budget)
 
 
 class DecisionView(msgspec.Struct, frozen=True):
@@ -124,9 +141,11 @@ class AllocationWorld:
         self.texts = texts
         self.game = game
         self.setting = setting_of(config, game)
-        self.maximum = (
-            self.setting.received if game.maximum == "received" else self.setting.endowment
-        )
+        self.maximum = {
+            "received": self.setting.received,
+            "budget": self.setting.budget,
+            "endowment": self.setting.endowment,
+        }[game.maximum]
         # Per agent, per tick it had a turn: its amount, or None when it missed it.
         self.answers: list[list[int | None]] = [[] for _ in range(config.agents)]
         self.pending: dict[int, list[LogRecord]] = {}

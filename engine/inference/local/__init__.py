@@ -66,5 +66,23 @@ class LocalBackend:
         )
         return LocalClient(local, name)
 
+    def cache_variant(self, settings: InferenceSection, options: Any) -> str:
+        """The response cache's key would otherwise name the weights and the direction by
+        path: new weights or a new direction written to the same path must not be answered
+        from the old ones' cache. The direction's contents are hashed (a small file); the
+        weights are fingerprinted by each file's size and modification time (hashing
+        gigabytes at every run start would cost more than the cache saves)."""
+        from agora.engine.inference.local.directions import file_sha256
+
+        local: LocalOptions = options
+        weights = Path(local.model_path)
+        files = [weights]
+        if weights.is_dir():
+            files = sorted(p for p in weights.rglob("*") if p.is_file())
+        stamp = ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+        direction = str((settings.params or {}).get("steer_direction") or "")
+        steered = file_sha256(Path(direction)) if direction else ""
+        return f"weights={stamp}|direction={steered}"
+
 
 LOCAL = LocalBackend()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -95,14 +96,19 @@ def load(path: Path) -> tuple[Direction, Vectors]:
 
 def sae_feature(path: Path, feature: int, layer: int | None = None) -> tuple[Direction, Vectors]:
     """An SAE feature's decoder row as a direction: ``W_dec[feature]`` from a sae-lens folder
-    (``sae_weights.safetensors`` and ``cfg.json``, whose ``hook_layer`` names the layer), a
-    ``.safetensors`` file or an ``.npz`` with ``W_dec`` (features × hidden). ``layer``: where
-    to steer with it, when the file does not say."""
+    (``sae_weights.safetensors`` and ``cfg.json``), a ``.safetensors`` file or an ``.npz``
+    with ``W_dec`` (features × hidden). ``layer``: the block after which to steer; unset, it
+    comes from the folder's ``cfg.json`` (``sae_layer``)."""
     weights, config = path, {}
     if path.is_dir():
         weights = path / "sae_weights.safetensors"
         if (path / "cfg.json").exists():
-            config = json.loads((path / "cfg.json").read_text())
+            try:
+                config = json.loads((path / "cfg.json").read_text())
+            except (OSError, ValueError) as exc:
+                raise DirectionError(f"{path / 'cfg.json'}: not readable JSON ({exc})") from None
+            if not isinstance(config, dict):
+                raise DirectionError(f"{path / 'cfg.json'}: not a JSON object of settings")
     try:
         if weights.suffix == ".npz":
             with np.load(weights, allow_pickle=False) as data:
@@ -113,19 +119,63 @@ def sae_feature(path: Path, feature: int, layer: int | None = None) -> tuple[Dir
             decoder = np.asarray(load_file(str(weights))["W_dec"], dtype=np.float32)
     except FileNotFoundError:
         raise DirectionError(f"{weights}: no such SAE file") from None
-    except (OSError, KeyError, ValueError) as exc:
-        raise DirectionError(f"{weights}: no W_dec (features × hidden) in it: {exc}") from None
-    if decoder.ndim != 2 or not 0 <= feature < decoder.shape[0]:
+    except ImportError:
+        raise
+    except Exception as exc:  # safetensors' own errors are plain Exceptions
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DirectionError(f"{weights}: no W_dec (features × hidden) in it: {first}") from None
+    if decoder.ndim != 2:
+        raise DirectionError(
+            f"{weights}: W_dec has shape {decoder.shape}; expected features × hidden"
+        )
+    if not 0 <= feature < decoder.shape[0]:
         raise DirectionError(
             f"{weights}: feature {feature} is not among its {decoder.shape[0]} features"
         )
-    where = layer if layer is not None else config.get("hook_layer")
-    if where is None:
-        raise DirectionError(f"{path}: it names no layer (cfg.json hook_layer); give the layer")
+    where = layer if layer is not None else sae_layer(config, path)
     meta = Direction(
-        "sae_feature", [int(where)], int(decoder.shape[1]), source=str(path), feature=feature
+        "sae_feature",
+        [int(where)],
+        int(decoder.shape[1]),
+        position="",  # a decoder row: no token's activation
+        source=str(path),
+        feature=feature,
     )
     return meta, {int(where): decoder[feature]}
+
+
+_RESIDUAL_HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
+
+
+def sae_layer(config: Mapping[str, Any], path: Path) -> int:
+    """The block whose output a sae-lens SAE reads, from its ``cfg.json``: ``hook_name``
+    ``blocks.N.hook_resid_post`` is block N's output, ``blocks.N.hook_resid_pre`` block
+    N − 1's (the same stream, before block N); without a hook name, ``hook_layer``. sae-lens
+    6 keeps both under ``meta``."""
+    meta = config.get("meta")
+    if isinstance(meta, Mapping) and "hook_name" not in config and "hook_layer" not in config:
+        config = meta
+    name = config.get("hook_name")
+    if isinstance(name, str):
+        match = _RESIDUAL_HOOK.match(name)
+        if match is None:
+            raise DirectionError(
+                f"{path}: its SAE reads {name!r}, not the residual stream; give --layer to "
+                "steer along its decoder row after a block anyway"
+            )
+        block = int(match.group(1))
+        if match.group(2) == "post":
+            return block
+        if block == 0:
+            raise DirectionError(
+                f"{path}: its SAE reads the embeddings (blocks.0.hook_resid_pre), which no "
+                "block outputs; give --layer"
+            )
+        return block - 1
+    layer = config.get("hook_layer")
+    if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0:
+        return layer
+    raise DirectionError(f"{path}: it names no layer (cfg.json hook_name); give --layer")
 
 
 def file_sha256(path: Path) -> str:
